@@ -1,0 +1,1 @@
+"""Faust agents: loops that read, call plain functions from ``pipeline``, send and record."""

@@ -1,0 +1,52 @@
+"""screen: one agent per dataset, from ``R.raw.D`` to exactly one outcome topic per record."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+import orjson
+
+from pipeline.context import FleetContext
+from pipeline.outputs import Output, now_iso, output_for, screen_fragment
+from pipeline.plan import DatasetPlan
+from pipeline.screen import screen
+from pipeline.sender import send_all
+from schemas.decision import RawRecord
+
+log = logging.getLogger(__name__)
+
+
+def _raw(event: Any) -> RawRecord:
+    msg = event.message
+    return RawRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                     tuple((k, v) for k, v in (msg.headers or ())), msg.timestamp and int(msg.timestamp * 1000))
+
+
+async def screen_batch(ctx: FleetContext, plan: DatasetPlan, events: list[Any]) -> None:
+    """Screen, send every outcome, then every provenance fragment (with destination offsets)."""
+    received_at = now_iso()
+    records = [_raw(e) for e in events]
+    decisions = [screen(r, plan, ctx.fault_hook) for r in records]
+    outputs = [output_for(d, r, plan) for d, r in zip(decisions, records, strict=True)]
+    metas = await send_all(ctx.producer, outputs)
+    fragments = [
+        Output(ctx.topics.provenance, d.event_id.encode(),
+               orjson.dumps(screen_fragment(d, r, plan, o, m.partition, m.offset, received_at)), [])
+        for d, r, o, m in zip(decisions, records, outputs, metas, strict=True)
+    ]
+    await send_all(ctx.producer, fragments)
+    ctx.metrics.on_screened(plan.name, decisions)
+
+
+def register_screen(app: faust.App, ctx: FleetContext, plan: DatasetPlan) -> None:
+    topic = app.topic(plan.raw_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
+                      value_serializer="raw", partitions=plan.rules.partitions)
+
+    async def screen_records(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
+            await screen_batch(ctx, plan, events)
+            log.debug("screened batch", extra={"dataset": plan.name, "events": len(events)})
+
+    app.agent(topic, name=f"screen-{plan.name}")(screen_records)

@@ -1,0 +1,31 @@
+"""Build the Faust app for one regional fleet. Topics, tables and agents live in their own modules."""
+
+from __future__ import annotations
+
+import faust
+
+from pipeline.settings import Settings
+from pipeline.topics import app_id
+
+
+def create_app(settings: Settings, region: str) -> faust.App:
+    """The ``<region>.residency`` app; nothing here binds an event loop or touches the network."""
+    brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
+    return faust.App(
+        app_id(region),
+        broker=brokers,
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        web_bind=settings.web_bind,
+        web_port=settings.web_port,
+        web_host=settings.web_bind,
+        producer_acks=-1,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        table_standby_replicas=0,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=16_384,
+        logging_config=None,
+    )

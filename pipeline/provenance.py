@@ -1,0 +1,39 @@
+"""Folding provenance fragments from every stage into one record per event id.
+
+Pure functions; the record agent calls them. Fragments arrive at least once, so folding the same
+fragment twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+TERMINAL = {"cleared", "rejected", "deadletter", "released", "expired"}
+
+
+def _identity(fragment: dict[str, Any]) -> tuple[Any, ...]:
+    dest = fragment.get("destination") or {}
+    return (fragment.get("stage"), fragment.get("decision"), dest.get("topic"), dest.get("offset"),
+            fragment.get("source", {}).get("offset"))
+
+
+def fold(existing: bytes | None, fragment: dict[str, Any]) -> bytes | None:
+    """The provenance record after ``fragment``, or ``None`` when it adds nothing new."""
+    record: dict[str, Any] = orjson.loads(existing) if existing else {
+        "event_id": fragment["event_id"],
+        "stages": [],
+    }
+    ident = _identity(fragment)
+    if any(_identity(stage) == ident for stage in record["stages"]):
+        return None
+    record["stages"].append(fragment)
+    for field in ("dataset", "region", "source", "raw_sha256"):
+        if field in fragment and field not in record:
+            record[field] = fragment[field]
+    decision = fragment.get("decision")
+    if decision:
+        record["outcome"] = decision
+        record["terminal"] = decision in TERMINAL
+    return orjson.dumps(record)

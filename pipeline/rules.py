@@ -1,0 +1,101 @@
+"""Record contract, hold conditions and residency checks: small pure functions over a parsed record.
+
+Paths here are concrete (``a.b``, ``items[0].b``): a rule reads one value. Wildcards belong to masking.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from schemas.policy import Condition, RecordSchema, ResidencyRule
+
+MISSING: Any = object()
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "number": (int, float),
+    "integer": (int,),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
+
+
+def split_path(path: str) -> list[str | int]:
+    """``"a.b[2].c"`` -> ``["a", "b", 2, "c"]``."""
+    return [int(idx) if idx else name for name, idx in _STEP.findall(path)]
+
+
+def lookup(doc: Any, path: str | list[str | int]) -> Any:
+    """The value at ``path`` in ``doc``, or ``MISSING``."""
+    steps = split_path(path) if isinstance(path, str) else path
+    node = doc
+    for step in steps:
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                return MISSING
+        elif not isinstance(node, dict) or step not in node:
+            return MISSING
+        node = node[step]
+    return node
+
+
+def _is_type(value: Any, expected: str) -> bool:
+    if isinstance(value, bool) and expected in ("number", "integer"):
+        return False  # JSON booleans are not numbers, whatever Python thinks
+    return isinstance(value, _JSON_TYPES[expected])
+
+
+def contract_violation(doc: dict[str, Any], schema: RecordSchema) -> str | None:
+    """A payload-free description of the first contract violation, or ``None``."""
+    for path in schema.required:
+        if lookup(doc, path) is MISSING:
+            return f"required field {path!r} is missing"
+    for path, expected in schema.types.items():
+        value = lookup(doc, path)
+        if value is not MISSING and not _is_type(value, expected):
+            return f"field {path!r} should be {expected}"
+    return None
+
+
+def _compare(value: Any, cond: Condition) -> bool:
+    op, target = cond.op, cond.value
+    if op == "exists":
+        return value is not MISSING
+    if op == "missing":
+        return value is MISSING
+    if value is MISSING:
+        return False
+    if op == "==":
+        return value == target
+    if op == "!=":
+        return value != target
+    if op == "in":
+        return value in target
+    if op == "not_in":
+        return value not in target
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        # A comparison against a non-number cannot be decided: treat it as met, so the rule holds
+        # the record for a human rather than letting it through (fail closed).
+        return True
+    return {">": value > target, ">=": value >= target, "<": value < target, "<=": value <= target}[op]
+
+
+def conditions_met(doc: dict[str, Any], conditions: list[Condition]) -> bool:
+    return all(_compare(lookup(doc, c.field), c) for c in conditions)
+
+
+def residency_violation(doc: dict[str, Any], rule: ResidencyRule) -> str | None:
+    """Why the subject's jurisdiction may not clear here, or ``None``. Never quotes the value."""
+    value = lookup(doc, rule.field)
+    if value is MISSING:
+        return f"jurisdiction field {rule.field!r} is missing"
+    if not isinstance(value, str):
+        return f"jurisdiction field {rule.field!r} is not a string"
+    if value.strip().upper() not in rule.allowed:
+        return f"jurisdiction in {rule.field!r} is not allowed in this region"
+    return None

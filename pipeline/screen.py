@@ -1,0 +1,191 @@
+"""The screening decision: a pure function from one raw record and a compiled plan to a Decision.
+
+Order: event id, size, parse, record contract, residency, masking, detection, hold rules. Any error
+in detection, masking or rule evaluation ends in held or dead-letter, never in cleared (fail closed).
+No reason or detail ever quotes the payload.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from pipeline import detection
+from pipeline.detection import DetectionBudgetExceeded
+from pipeline.paths import DROP
+from pipeline.plan import DatasetPlan
+from pipeline.rules import conditions_met, contract_violation, residency_violation
+from schemas.decision import Decision, Finding, MaskApplied, Outcome, RawRecord
+from schemas.policy import OnPII, OnViolation
+
+EVENT_ID_HEADER = "event-id"
+_EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
+
+# A hook the fault tests use to inject failures into a named stage; None in production.
+FaultHook = Callable[[str], None]
+
+
+def event_id_of(record: RawRecord) -> tuple[str, str | None]:
+    """The producer's ``event-id`` header when valid, else the record's coordinates.
+
+    Returns ``(event_id, problem)``; ``problem`` is set when a header is present but unusable.
+    """
+    for name, value in record.headers:
+        if name == EVENT_ID_HEADER:
+            try:
+                text = value.decode("ascii")
+            except (UnicodeDecodeError, AttributeError):
+                return record.coordinates, "event-id header is not ASCII"
+            if not _EVENT_ID.match(text):
+                return record.coordinates, "event-id header has an invalid format"
+            return text, None
+    return record.coordinates, None
+
+
+def _dead(event_id: str, reason: str, detail: str) -> Decision:
+    return Decision(Outcome.DEADLETTER, event_id, reason, detail)
+
+
+def _parse(record: RawRecord, plan: DatasetPlan, event_id: str) -> dict[str, Any] | Decision:
+    value = record.value
+    if value is None or len(value) == 0:
+        return _dead(event_id, "empty_value", "the record has no value")
+    if len(value) > plan.rules.max_record_bytes:
+        return _dead(event_id, "too_large", f"value is {len(value)} bytes, limit {plan.rules.max_record_bytes}")
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            return _dead(event_id, "not_utf8", f"invalid UTF-8 at byte {uexc.start}")
+        return _dead(event_id, "invalid_json", f"not valid JSON (at character {exc.pos})")
+    if not isinstance(doc, dict):
+        return _dead(event_id, "not_an_object", f"the JSON root is {type(doc).__name__}, expected an object")
+    return doc
+
+
+def _strings(node: Any, path: str) -> Iterator[tuple[str, Any, Any, str]]:
+    """Every string in ``node`` as (concrete path, container, key, value), depth first."""
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        child = (f"{path}.{key}" if path else str(key)) if isinstance(node, dict) else f"{path}[{key}]"
+        if isinstance(value, str):
+            yield child, node, key, value
+        elif isinstance(value, dict | list):
+            yield from _strings(value, child)
+
+
+def _apply_masks(doc: dict[str, Any], plan: DatasetPlan, masked: list[MaskApplied]) -> set[str]:
+    done: set[str] = set()
+    for mask in plan.masks:
+        strategy = mask.strategy
+
+        def apply(concrete: str, value: Any, strategy=strategy) -> Any:  # noqa: ANN001
+            done.add(concrete)
+            masked.append(MaskApplied(concrete, strategy.name, strategy.key_id))
+            return strategy.mask(value)
+
+        mask.path.transform(doc, apply)
+    return done
+
+
+def _scan(doc: dict[str, Any], skip: set[str], budget: detection.Budget, on_pii: OnPII,
+          findings: list[Finding]) -> None:
+    for path, container, key, text in list(_strings(doc, "")):
+        if path in skip:
+            continue
+        spans = detection.scan(text, budget)
+        if not spans:
+            continue
+        findings.extend(Finding(span.type, path) for span in spans)
+        if on_pii is OnPII.MASK:
+            container[key] = detection.redact_spans(text, spans)
+
+
+def _screen_key(record: RawRecord, plan: DatasetPlan, budget: detection.Budget,
+                findings: list[Finding], masked: list[MaskApplied]) -> bytes | None:
+    """The key for cleared topics: masked by the key rule, or scanned like free text."""
+    if record.key is None:
+        return None
+    try:
+        text = record.key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # an opaque key cannot be screened, so it does not leave
+    if plan.key_mask is not None:
+        masked.append(MaskApplied("key", plan.key_mask.name, plan.key_mask.key_id))
+        out = plan.key_mask.mask(text)
+        return None if out is DROP else str(out).encode()
+    spans = detection.scan(text, budget)
+    findings.extend(Finding(span.type, "key") for span in spans)
+    return detection.redact_spans(text, spans).encode() if spans else record.key
+
+
+def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: str,
+           fault: FaultHook | None) -> Decision:
+    rules = plan.rules
+    findings: list[Finding] = []
+    masked: list[MaskApplied] = []
+    budget = detection.Budget(max_seconds=rules.detection_budget_ms / 1000.0)
+
+    if fault:
+        fault("policy")
+    violation = residency_violation(doc, rules.residency) if rules.residency else None
+    hold_rule = next((r.name for r in rules.hold if conditions_met(doc, r.when)), None)
+    if violation and rules.residency.on_violation is OnViolation.REJECT:
+        return Decision(Outcome.REJECTED, event_id, "jurisdiction_violation", violation)
+
+    if fault:
+        fault("masking")
+    skip = _apply_masks(doc, plan, masked)
+    if fault:
+        fault("detection")
+    if rules.scan_unlisted:
+        _scan(doc, skip, budget, rules.unexpected_pii, findings)
+    key = _screen_key(record, plan, budget, findings, masked)
+
+    if findings and rules.unexpected_pii is OnPII.REJECT:
+        return Decision(Outcome.REJECTED, event_id, "unexpected_pii", _kinds(findings), findings=findings)
+    if violation:
+        return Decision(Outcome.HELD, event_id, "jurisdiction_violation", violation,
+                        findings=findings, masked=masked, preview=doc)
+    if findings and rules.unexpected_pii is OnPII.HOLD:
+        return Decision(Outcome.HELD, event_id, "unexpected_pii", _kinds(findings),
+                        findings=findings, masked=masked, preview=doc)
+    if hold_rule:
+        return Decision(Outcome.HELD, event_id, f"hold_rule:{hold_rule}", "a hold rule matched",
+                        findings=findings, masked=masked, preview=doc)
+    return Decision(Outcome.CLEARED, event_id, "cleared", "", value=orjson.dumps(doc), key=key,
+                    findings=findings, masked=masked)
+
+
+def _kinds(findings: list[Finding]) -> str:
+    return "found " + ", ".join(sorted({f.type for f in findings}))
+
+
+def screen(record: RawRecord, plan: DatasetPlan, fault: FaultHook | None = None) -> Decision:
+    """Decide the one outcome of ``record`` under ``plan``.
+
+    ``fault`` is a test hook called with the stage name ("policy", "masking", "detection") so the
+    fault tests can inject an exception or a delay; it is ``None`` in production.
+    """
+    event_id, problem = event_id_of(record)
+    if problem:
+        return _dead(event_id, "invalid_event_id_header", problem)
+    parsed = _parse(record, plan, event_id)
+    if isinstance(parsed, Decision):
+        return parsed
+    if plan.rules.schema_ is not None:
+        broken = contract_violation(parsed, plan.rules.schema_)
+        if broken:
+            return _dead(event_id, "contract_violation", broken)
+    try:
+        return _route(parsed, record, plan, event_id, fault)
+    except (DetectionBudgetExceeded, TimeoutError):
+        return Decision(Outcome.HELD, event_id, "detection_budget_exceeded",
+                        "detection did not finish within the record's budget")
+    except Exception as exc:  # noqa: BLE001 - fail closed on anything, and say what kind of failure
+        return _dead(event_id, "internal_error", f"{type(exc).__name__} during screening")

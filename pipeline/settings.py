@@ -1,0 +1,60 @@
+"""Runtime settings: one :class:`Settings`, built once at start-up and passed in.
+
+Values come from the environment (``RESIDENCY_*``; ``KAFKA_BOOTSTRAP_SERVERS`` for the broker) or
+from keyword arguments. Secrets are ``SecretStr`` and have no defaults: a key the policy names but
+settings lack stops the worker at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.keys import KeyRing
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RESIDENCY_", extra="ignore")
+
+    policy: Path | None = None
+    region: str | None = Field(
+        default=None, description="the fleet's region; the worker refuses a policy for another one"
+    )
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "RESIDENCY_BOOTSTRAP_SERVERS"),
+    )
+    data_dir: Path = Path(".residency/data")
+    web_bind: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
+    keys_file: Path | None = None
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    batch_within_s: float = Field(default=0.05, gt=0, le=10)
+    log_level: str = "info"
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _keys_from_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("RESIDENCY_KEYS must be a JSON object of key id to secret") from None
+        return value
+
+    def key_ring(self) -> KeyRing:
+        """The masking keys from ``keys`` and ``keys_file`` (a JSON object of key id to secret)."""
+        secrets = {k: v.get_secret_value().encode() for k, v in self.keys.items()}
+        if self.keys_file is not None:
+            try:
+                data = json.loads(self.keys_file.read_text())
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{self.keys_file}: cannot read the keys file ({type(exc).__name__})") from None
+            if not isinstance(data, dict):
+                raise ValueError(f"{self.keys_file}: expected a JSON object of key id to secret")
+            secrets.update({str(k): str(v).encode() for k, v in data.items()})
+        return KeyRing(secrets)

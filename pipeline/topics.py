@@ -1,0 +1,101 @@
+"""Topic names and specs for one regional fleet, all derived from the policy.
+
+Every topic carries the region as its first name segment, so ACLs by prefix keep data in-region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.policy import Policy
+
+COMPACT = {"cleanup.policy": "compact"}
+
+
+def app_id(region: str) -> str:
+    """The Faust app id: it prefixes changelog topics, so they stay in the region's namespace."""
+    return f"{region}.residency"
+
+
+@dataclass(frozen=True)
+class RegionTopics:
+    region: str
+
+    def raw(self, dataset: str) -> str:
+        return f"{self.region}.raw.{dataset}"
+
+    def cleared(self, dataset: str) -> str:
+        return f"{self.region}.cleared.{dataset}"
+
+    def rejected(self, dataset: str) -> str:
+        return f"{self.region}.rejected.{dataset}"
+
+    @property
+    def held(self) -> str:
+        return f"{self.region}.held"
+
+    @property
+    def approvals(self) -> str:
+        return f"{self.region}.approvals"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.region}.deadletter"
+
+    @property
+    def provenance(self) -> str:
+        """Provenance fragments from every stage, keyed by event id; folded by the record agent."""
+        return f"{self.region}.provenance"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.region}.audit"
+
+    @property
+    def audit_checkpoints(self) -> str:
+        return f"{self.region}.audit.checkpoints"
+
+    def changelog(self, table: str) -> str:
+        return f"{app_id(self.region)}-{table}-changelog"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def _retention(ms: int) -> dict[str, str]:
+    return {"retention.ms": str(ms)}
+
+
+def topic_specs(policy: Policy) -> list[TopicSpec]:
+    """Every topic the policy implies, with explicit partitions and configs."""
+    names = RegionTopics(policy.region)
+    ret, topo = policy.retention, policy.topology
+    rf = topo.replication_factor
+
+    def spec(name: str, partitions: int, config: dict[str, str]) -> TopicSpec:
+        return TopicSpec(name, partitions, rf, config)
+
+    specs: list[TopicSpec] = []
+    for dataset_name, dataset in sorted(policy.datasets.items()):
+        n = dataset.partitions
+        specs += [
+            spec(names.raw(dataset_name), n, _retention(ret.raw_ms)),
+            spec(names.cleared(dataset_name), n, _retention(ret.cleared_ms)),
+            spec(names.rejected(dataset_name), n, _retention(ret.rejected_ms)),
+        ]
+    audit_config = {"cleanup.policy": "delete", **_retention(ret.audit_ms)}
+    specs += [
+        spec(names.held, topo.held_partitions, _retention(-1)),
+        spec(names.approvals, topo.held_partitions, _retention(-1)),
+        spec(names.deadletter, topo.held_partitions, _retention(ret.deadletter_ms)),
+        spec(names.provenance, topo.audit_partitions, _retention(ret.audit_ms)),
+        spec(names.audit, topo.audit_partitions, audit_config),
+        spec(names.audit_checkpoints, topo.audit_partitions, audit_config),
+        spec(names.changelog("provenance"), topo.audit_partitions, COMPACT),
+    ]
+    return specs

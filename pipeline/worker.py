@@ -1,0 +1,82 @@
+"""Start one worker of a regional fleet: load and check everything, then hand over to Faust."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from agents.record import register_record
+from agents.screen import register_screen
+from pipeline.admin import check_topics
+from pipeline.app import create_app
+from pipeline.context import FleetContext
+from pipeline.keys import MissingKeyError
+from pipeline.metrics import Metrics
+from pipeline.plan import compile_plans
+from pipeline.policy import LoadedPolicy, PolicyError, load_policy
+from pipeline.settings import Settings
+from pipeline.tables import provenance_table
+from pipeline.topics import topic_specs
+
+log = logging.getLogger(__name__)
+
+
+class StartupRefused(RuntimeError):
+    """A start-up guard failed; the message says what to fix."""
+
+
+def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorRegistry | None = None) -> FleetContext:
+    """The app with every agent and table registered, ready for a Faust worker."""
+    try:
+        plans = compile_plans(loaded, settings.key_ring())
+    except MissingKeyError as exc:
+        raise StartupRefused(str(exc)) from None
+    app = create_app(settings, loaded.policy.region)
+    ctx = FleetContext(settings=settings, loaded=loaded, plans=plans, app=app,
+                       metrics=Metrics(registry or CollectorRegistry()))
+    ctx.provenance = provenance_table(app, loaded.policy.topology.audit_partitions)
+    for plan in plans.values():
+        register_screen(app, ctx, plan)
+    register_record(app, ctx)
+    return ctx
+
+
+def preflight(settings: Settings) -> LoadedPolicy:
+    """Every start-up guard: policy valid, region matches, topics present and partitioned right."""
+    if settings.policy is None:
+        raise StartupRefused("no policy file: pass --policy FILE or set RESIDENCY_POLICY")
+    try:
+        loaded = load_policy(settings.policy)
+    except PolicyError as exc:
+        raise StartupRefused(str(exc)) from None
+    region = loaded.policy.region
+    if settings.region and settings.region != region:
+        raise StartupRefused(
+            f"the policy is for region {region!r} but this fleet is configured for {settings.region!r}; "
+            f"use the policy of region {settings.region!r} or fix RESIDENCY_REGION"
+        )
+    problems = asyncio.run(check_topics(settings.bootstrap_servers, topic_specs(loaded.policy)))
+    if problems:
+        raise StartupRefused(
+            "\n".join(problems) + f"\nrun: residency topics apply --policy {settings.policy}"
+        )
+    return loaded
+
+
+def run_worker(settings: Settings) -> int:
+    """Run until stopped; returns the exit code."""
+    try:
+        loaded = preflight(settings)
+        ctx = build_fleet(settings, loaded)
+    except StartupRefused as exc:
+        print(f"residency worker: refusing to start:\n{exc}", file=sys.stderr)
+        return 2
+    print(f"residency worker: region {loaded.policy.region}, policy {loaded.hash}, "
+          f"datasets {', '.join(sorted(ctx.plans))}, broker {settings.bootstrap_servers}", flush=True)
+    worker = faust.Worker(ctx.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,173 @@
+"""The policy file: one YAML document per regional fleet, validated here.
+
+Every model forbids unknown fields, so a typo in the policy is an error at load time rather than a
+setting that silently does nothing. Masking strategy parameters are checked against the strategy's
+own typed model (``pipeline.masking``); an unknown strategy is an error, never a default.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME = r"^[a-z][a-z0-9_-]{0,62}$"
+REGION = r"^[a-z][a-z0-9-]{0,30}$"
+JURISDICTION = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OnPII(StrEnum):
+    """What a detector finding in a field the policy does not list does to the record."""
+
+    MASK = "mask"
+    HOLD = "hold"
+    REJECT = "reject"
+
+
+class OnViolation(StrEnum):
+    REJECT = "reject"
+    HOLD = "hold"
+
+
+class MaskRule(Strict):
+    """Mask the values at ``path`` with ``strategy`` (parameters checked by the strategy's model)."""
+
+    path: str = Field(min_length=1)
+    strategy: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _strategy_and_params_are_known(self) -> MaskRule:
+        from pipeline.masking import params_model, strategy_names
+        from pipeline.paths import compile_path
+
+        compile_path(self.path)
+        if self.strategy not in strategy_names():
+            raise ValueError(
+                f"unknown masking strategy {self.strategy!r}; expected one of {sorted(strategy_names())}"
+            )
+        params_model(self.strategy).model_validate(self.params)
+        return self
+
+
+FieldType = Literal["string", "number", "integer", "boolean", "object", "array", "null"]
+
+
+class RecordSchema(Strict):
+    """A light record contract: required paths and the JSON type at each typed path."""
+
+    required: list[str] = Field(default_factory=list)
+    types: dict[str, FieldType] = Field(default_factory=dict)
+
+
+Op = Literal["==", "!=", ">", ">=", "<", "<=", "in", "not_in", "exists", "missing"]
+
+
+class Condition(Strict):
+    field: str = Field(min_length=1)
+    op: Op
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Condition:
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs a list value")
+        if self.op in (">", ">=", "<", "<=") and not isinstance(self.value, int | float):
+            raise ValueError(f"op {self.op!r} needs a number value")
+        return self
+
+
+class HoldRule(Strict):
+    """Hold a record for a human decision when every condition in ``when`` holds."""
+
+    name: str = Field(pattern=NAME)
+    when: list[Condition] = Field(min_length=1)
+
+
+class ResidencyRule(Strict):
+    """Which field names the data subject's jurisdiction and which jurisdictions may clear here.
+
+    A missing or non-string field is a violation, never a pass.
+    """
+
+    field: str = Field(min_length=1)
+    allowed: list[Annotated[str, Field(pattern=JURISDICTION)]] = Field(min_length=1)
+    on_violation: OnViolation = OnViolation.REJECT
+
+
+class Dataset(Strict):
+    partitions: int = Field(ge=1, le=1024)
+    key_field: str | None = None
+    schema_: RecordSchema | None = Field(default=None, alias="schema")
+    masking: list[MaskRule] = Field(default_factory=list)
+    key_masking: MaskRule | None = None
+    scan_unlisted: bool = True
+    unexpected_pii: OnPII = OnPII.MASK
+    hold: list[HoldRule] = Field(default_factory=list)
+    residency: ResidencyRule | None = None
+    max_record_bytes: int = Field(default=1_048_576, ge=1024, le=16 * 1_048_576)
+    detection_budget_ms: float = Field(default=50.0, gt=0, le=10_000)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("masking")
+    @classmethod
+    def _paths_are_unique(cls, rules: list[MaskRule]) -> list[MaskRule]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.path in seen:
+                raise ValueError(f"path {rule.path!r} is masked twice")
+            seen.add(rule.path)
+        return rules
+
+
+class KeyRef(Strict):
+    """A key the policy uses, by id; the secret comes from settings, never from this file."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    purpose: str = ""
+
+
+class Retention(Strict):
+    raw_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+    cleared_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+    rejected_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=-1)
+    deadletter_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=-1)
+    audit_ms: int = Field(default=-1, ge=-1, description="-1 keeps the audit trail forever")
+
+
+class Topology(Strict):
+    """Partition counts of the region-wide topics."""
+
+    held_partitions: int = Field(default=3, ge=1, le=1024)
+    audit_partitions: int = Field(default=3, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=7)
+
+
+class Policy(Strict):
+    version: Literal[1] = 1
+    region: str = Field(pattern=REGION)
+    egress_regions: list[Annotated[str, Field(pattern=REGION)]] = Field(default_factory=list)
+    keys: list[KeyRef] = Field(default_factory=list)
+    topology: Topology = Field(default_factory=Topology)
+    retention: Retention = Field(default_factory=Retention)
+    datasets: dict[Annotated[str, Field(pattern=NAME)], Dataset] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _keys_are_declared(self) -> Policy:
+        declared = {k.id for k in self.keys}
+        for name, dataset in self.datasets.items():
+            rules = [*dataset.masking, *([dataset.key_masking] if dataset.key_masking else [])]
+            for rule in rules:
+                key_id = rule.params.get("key")
+                if key_id is not None and key_id not in declared:
+                    raise ValueError(
+                        f"dataset {name!r}: path {rule.path!r} uses key {key_id!r}, "
+                        f"which is not declared under 'keys'"
+                    )
+        return self
