@@ -1,0 +1,110 @@
+"""What the local broker is told: its files under home, ``server.properties``, its JVM command line."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+NODE_ID = 1
+DEFAULT_HEAP = "512m"
+
+# slf4j-simple is configured through system properties; it writes to stderr, which goes to broker.log.
+_LOGGING = {
+    "org.slf4j.simpleLogger.defaultLogLevel": "info",
+    "org.slf4j.simpleLogger.showDateTime": "true",
+    "org.slf4j.simpleLogger.dateTimeFormat": "yyyy-MM-dd'T'HH:mm:ss.SSS",
+    "org.slf4j.simpleLogger.showThreadName": "false",
+}
+
+
+@dataclass(frozen=True)
+class BrokerFiles:
+    """Where one broker home keeps its data, configuration, log and process records."""
+
+    home: Path
+
+    @property
+    def data_dir(self) -> Path:
+        """The KRaft log directory (``log.dirs``), formatted once."""
+        return self.home / "data"
+
+    @property
+    def properties(self) -> Path:
+        """``server.properties``, rewritten on each start."""
+        return self.home / "server.properties"
+
+    @property
+    def log(self) -> Path:
+        """The broker's own log; the previous run's is kept as ``broker.log.1``."""
+        return self.home / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        """The running JVM's pid, present only while it runs."""
+        return self.home / "broker.pid"
+
+    @property
+    def bootstrap_file(self) -> Path:
+        """The address clients should use, for other processes to read."""
+        return self.home / "bootstrap"
+
+    @property
+    def formatted_marker(self) -> Path:
+        """Written by ``kafka-storage format``; its presence means the data dir is ready."""
+        return self.data_dir / "meta.properties"
+
+
+def new_cluster_id(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
+    """A Kafka cluster id: 16 random bytes, base64url without padding, never starting with '-'."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes(16)).decode("ascii").rstrip("=")
+        if not cluster_id.startswith("-"):  # Kafka's own rule: such ids read as CLI flags
+            return cluster_id
+
+
+def server_properties(port: int, controller_port: int, data_dir: Path) -> dict[str, str]:
+    """Properties for one combined broker+controller on 127.0.0.1, sized for a 2-core machine."""
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(NODE_ID),
+        "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(data_dir),
+        # The project creates every topic itself; a typo must fail, not invent a topic.
+        "auto.create.topics.enable": "false",
+        "num.partitions": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "10",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.recovery.threads.per.data.dir": "1",
+        "log.segment.bytes": str(64 * 1024 * 1024),
+        "log.index.size.max.bytes": str(1024 * 1024),
+    }
+
+
+def render_properties(properties: Mapping[str, str]) -> str:
+    """``key=value`` lines in the Java properties format."""
+    return "".join(f"{key}={value.replace(chr(92), chr(92) * 2)}\n" for key, value in properties.items())
+
+
+def jvm_command(java: str, libs: Path, main_class: str, *args: str, heap: str = DEFAULT_HEAP) -> list[str]:
+    """The command line that runs ``main_class`` from the cached jars with a modest heap."""
+    system_properties = [f"-D{key}={value}" for key, value in _LOGGING.items()]
+    return [
+        java, f"-Xmx{heap}", "-Xms128m", "-XX:+ExitOnOutOfMemoryError", "-XX:-UsePerfData",
+        "-Djava.awt.headless=true", *system_properties, "-cp", f"{libs}/*", main_class, *args,
+    ]  # fmt: skip
