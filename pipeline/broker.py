@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.kafka.choice import BrokerChoice, docker_engine_answers, resolve_bootstrap
 from pipeline.kafka.errors import BrokerDiedError, BrokerError, MissingToolError, PortInUseError
 from pipeline.kafka.local import DEFAULT_PORT, DEFAULT_VERSION, BrokerStatus, LocalKafka
-from pipeline.kafka.probe import free_port
+from pipeline.kafka.probe import free_port, free_ports
 
 __all__ = [
     "DEFAULT_PORT",
@@ -33,6 +33,7 @@ __all__ = [
     "default_home",
     "docker_engine_answers",
     "free_port",
+    "free_ports",
     "resolve_bootstrap",
 ]
 
