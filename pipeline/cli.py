@@ -1,0 +1,168 @@
+"""The ``residency`` command line. Each subcommand is a thin wrapper over a module function."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from pipeline.policy import PolicyError, load_policy
+
+
+def _home() -> Path:
+    return Path(os.environ.get("RESIDENCY_HOME", Path.home() / ".cache" / "residency"))
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings, imported lazily for a fast CLI
+    from pipeline.settings import Settings
+
+    overrides = {k: v for k, v in {
+        "policy": getattr(args, "policy", None),
+        "bootstrap_servers": getattr(args, "bootstrap", None),
+        "web_port": getattr(args, "web_port", None),
+        "data_dir": getattr(args, "data_dir", None),
+    }.items() if v is not None}
+    return Settings(**overrides)
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_policy(args.file)
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    policy = loaded.policy
+    print(f"{args.file}: OK")
+    print(f"region: {policy.region}; datasets: {', '.join(sorted(policy.datasets))}")
+    print(f"policy hash: {loaded.hash}")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from pipeline.admin import apply_topics, check_topics
+    from pipeline.topics import topic_specs
+
+    settings = _settings(args)
+    try:
+        loaded = load_policy(args.policy)
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    specs = topic_specs(loaded.policy)
+    if args.action == "check":
+        problems = asyncio.run(check_topics(settings.bootstrap_servers, specs))
+        for problem in problems:
+            print(f"DRIFT {problem}", file=sys.stderr)
+        print(f"{len(specs) - len(problems)}/{len(specs)} topics match the policy")
+        return 1 if problems else 0
+    report = asyncio.run(apply_topics(settings.bootstrap_servers, specs))
+    for name in report.created:
+        print(f"created {name}")
+    print(f"{len(report.created)} created, {len(report.present)} already present, {len(specs)} in the policy")
+    for problem in report.problems:
+        print(f"DRIFT {problem}", file=sys.stderr)
+    if report.problems:
+        print("fix drift by hand (partition counts are never changed automatically)", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from pipeline.worker import run_worker
+
+    return run_worker(_settings(args))
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from pipeline import broker
+
+    args.home = args.home or _home() / "kafka"
+    return {"start": broker.cmd_start, "stop": broker.cmd_stop, "status": broker.cmd_status}[args.action](args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(events=args.events, home=args.home or _home(), port=args.port)
+
+
+def cmd_mask(args: argparse.Namespace) -> int:
+    from pipeline.offline import mask_stream
+
+    try:
+        loaded = load_policy(args.policy)
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    source = sys.stdin.buffer if args.input in (None, "-") else open(args.input, "rb")  # noqa: SIM115
+    with source:
+        return mask_stream(loaded, _settings(args).key_ring(), args.dataset, source, sys.stdout.buffer)
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from pipeline.trace import print_trace
+
+    settings = _settings(args)
+    loaded = load_policy(args.policy)
+    return asyncio.run(print_trace(settings.bootstrap_servers, loaded.policy, args.event_id))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="residency", description="Data residency gateway for Kafka")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pc = sub.add_parser("policy", help="validate a policy file").add_subparsers(dest="action", required=True)
+    check = pc.add_parser("check", help="validate and print the policy hash")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=cmd_policy_check)
+
+    t = sub.add_parser("topics", help="create or check every topic the policy implies")
+    t.add_argument("action", choices=["apply", "check"])
+    t.add_argument("--policy", type=Path, required=True)
+    t.add_argument("--bootstrap", help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS)")
+    t.set_defaults(func=cmd_topics)
+
+    w = sub.add_parser("worker", help="run one worker of the regional fleet")
+    w.add_argument("--policy", type=Path)
+    w.add_argument("--bootstrap")
+    w.add_argument("--web-port", type=int)
+    w.add_argument("--data-dir", type=Path)
+    w.set_defaults(func=cmd_worker)
+
+    b = sub.add_parser("broker", help="a local single-node Apache Kafka for development and tests")
+    b.add_argument("action", choices=["start", "stop", "status"])
+    b.add_argument("--home", type=Path, help="state directory (default: ~/.cache/residency/kafka)")
+    b.add_argument("--port", type=int, default=9092)
+    b.set_defaults(func=cmd_broker)
+
+    d = sub.add_parser("demo", help="run the whole topology on a synthetic mix, then clean up")
+    d.add_argument("--events", type=int, default=2000)
+    d.add_argument("--home", type=Path)
+    d.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
+    d.set_defaults(func=cmd_demo)
+
+    m = sub.add_parser("mask", help="screen JSON Lines offline with exactly the agents' code")
+    m.add_argument("--policy", type=Path, required=True)
+    m.add_argument("--dataset", required=True)
+    m.add_argument("input", nargs="?", default="-")
+    m.set_defaults(func=cmd_mask)
+
+    tr = sub.add_parser("trace", help="the provenance of one event")
+    tr.add_argument("event_id")
+    tr.add_argument("--policy", type=Path, required=True)
+    tr.add_argument("--bootstrap")
+    tr.set_defaults(func=cmd_trace)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Produce a generated mix and collect where every event ended: shared by demo, tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from pipeline.generator import GeneratedEvent
+from pipeline.topics import RegionTopics
+from schemas.policy import Policy
+
+Progress = Callable[[int, int], None]
+
+
+async def produce(bootstrap: str, region: str, events: Iterable[GeneratedEvent],
+                  progress: Progress | None = None) -> int:
+    """Send every event to its ``R.raw.D`` topic and wait for all acks."""
+    names = RegionTopics(region)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                max_batch_size=256 * 1024, enable_idempotence=True)
+    await producer.start()
+    sent = 0
+    try:
+        pending = []
+        for event in events:
+            pending.append(await producer.send(names.raw(event.dataset), event.value, key=event.key,
+                                               headers=event.headers))
+            sent += 1
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if progress:
+                    progress(sent, 0)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    if progress:
+        progress(sent, 0)
+    return sent
+
+
+@dataclass
+class Outcomes:
+    """Where each event id was seen; ``copies`` counts records per event id per outcome topic."""
+
+    outcome: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    copies: Counter = field(default_factory=Counter)
+    cleared_bytes: list[bytes] = field(default_factory=list)
+    samples: dict[str, bytes] = field(default_factory=dict)
+
+    def of(self, event_id: str) -> set[str]:
+        return self.outcome.get(event_id, set())
+
+    def counts(self) -> Counter:
+        return Counter(next(iter(v)) if len(v) == 1 else "+".join(sorted(v)) for v in self.outcome.values())
+
+
+def outcome_topics(policy: Policy) -> dict[str, str]:
+    names = RegionTopics(policy.region)
+    topics = {names.held: "held", names.deadletter: "deadletter"}
+    for dataset in policy.datasets:
+        topics[names.cleared(dataset)] = "cleared"
+        topics[names.rejected(dataset)] = "rejected"
+    return topics
+
+
+async def collect(bootstrap: str, policy: Policy, expected_ids: set[str], timeout_s: float,
+                  progress: Progress | None = None) -> Outcomes:
+    """Read every outcome topic from the beginning until each expected id is seen, or the deadline."""
+    topics = outcome_topics(policy)
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None, isolation_level="read_committed")
+    await consumer.start()
+    found = Outcomes()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not expected_ids <= found.outcome.keys():
+            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for records in batches.values():
+                for msg in records:
+                    _note(found, topics[msg.topic], msg)
+            if progress:
+                progress(len(expected_ids & found.outcome.keys()), len(expected_ids))
+    finally:
+        await consumer.stop()
+    return found
+
+
+def _note(found: Outcomes, outcome: str, msg: object) -> None:
+    headers = dict(msg.headers or ())
+    event_id = headers.get("event-id", b"").decode() or (msg.key or b"").decode(errors="replace")
+    found.outcome[event_id].add(outcome)
+    found.copies[(event_id, outcome)] += 1
+    if outcome == "cleared":
+        found.cleared_bytes.append((msg.key or b"") + b"\x00" + msg.value + b"\x00" +
+                                   b"\x00".join(k.encode() + b"=" + v for k, v in msg.headers or ()))
+        found.samples.setdefault(msg.topic, msg.value)
+
+
+def leaked(outcomes: Outcomes, events: Iterable[GeneratedEvent]) -> list[tuple[str, str]]:
+    """(event id, kind of secret) for every raw secret found anywhere in a cleared record."""
+    blob = b"\x01".join(outcomes.cleared_bytes)
+    digits_blob = bytes(c for c in blob if 48 <= c <= 57)
+    hits = []
+    for event in events:
+        for secret in event.secrets:
+            raw = secret.encode()
+            digits = bytes(c for c in raw if 48 <= c <= 57)
+            if raw in blob or (len(digits) >= 12 and digits in digits_blob):
+                hits.append((event.event_id, "secret"))
+    return hits

@@ -1,0 +1,43 @@
+"""``residency trace``: the provenance of one event, read from the provenance stream."""
+
+from __future__ import annotations
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+from pipeline.provenance import fold
+from pipeline.topics import RegionTopics
+from schemas.policy import Policy
+
+
+async def read_provenance(bootstrap: str, policy: Policy, event_id: str) -> dict | None:
+    """Fold every fragment of ``event_id`` from its partition of ``R.provenance``."""
+    topic = RegionTopics(policy.region).provenance
+    key = event_id.encode()
+    partitions = list(range(policy.topology.audit_partitions))
+    tp = TopicPartition(topic, DefaultPartitioner()(key, partitions, partitions))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        await consumer.seek_to_beginning(tp)
+        record: bytes | None = None
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for msg in batch.get(tp, []):
+                if msg.key == key:
+                    record = fold(record, orjson.loads(msg.value)) or record
+    finally:
+        await consumer.stop()
+    return orjson.loads(record) if record else None
+
+
+async def print_trace(bootstrap: str, policy: Policy, event_id: str) -> int:
+    record = await read_provenance(bootstrap, policy, event_id)
+    if record is None:
+        print(f"no provenance for event {event_id}")
+        return 1
+    print(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
+    return 0
