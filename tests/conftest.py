@@ -1,0 +1,74 @@
+"""Shared fixtures: one session broker, and factories for policies, keys and worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.keys import KeyRing
+from pipeline.policy import LoadedPolicy, load_policy
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_POLICY = REPO / "pipeline" / "examples" / "eu-policy.yaml"
+TEST_SECRET = "test-secret-that-is-long-enough-for-hkdf-0123456789"
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
+    """Poll ``condition`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def keys() -> KeyRing:
+    return KeyRing({"pii-hmac-2026": TEST_SECRET.encode()})
+
+
+@pytest.fixture
+def policy_factory(tmp_path: Path) -> Callable[..., LoadedPolicy]:
+    """Write the example policy with a given region (and text edits) to a file, and load it."""
+    counter = iter(range(10_000))
+
+    def make(region: str = "eu", replace: dict[str, str] | None = None) -> LoadedPolicy:
+        text = EXAMPLE_POLICY.read_text().replace("region: eu", f"region: {region}")
+        for old, new in (replace or {}).items():
+            assert old in text, f"{old!r} is not in the example policy"
+            text = text.replace(old, new)
+        path = tmp_path / f"policy-{next(counter)}-{region}.yaml"
+        path.write_text(text)
+        return load_policy(path)
+
+    return make
+
+
+@pytest.fixture
+def keys_file(tmp_path: Path) -> Path:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"pii-hmac-2026": secrets.token_urlsafe(48)}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One broker for the session: KAFKA_BOOTSTRAP_SERVERS, else testcontainers, else local Kafka."""
+    from pipeline.broker import free_ports, resolve_bootstrap
+
+    port, controller = free_ports(2)
+    choice = resolve_bootstrap(os.environ, tmp_path_factory.mktemp("kafka"), port=port,
+                               controller_port=controller)
+    try:
+        yield choice.bootstrap
+    finally:
+        choice.stop()

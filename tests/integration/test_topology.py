@@ -1,0 +1,128 @@
+"""The screening topology end to end: a real broker over TCP, a real worker process, real RocksDB."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from pipeline.admin import apply_topics, check_topics, partition_counts
+from pipeline.broker import free_port
+from pipeline.generator import generate
+from pipeline.harness import collect, leaked, produce
+from pipeline.runner import WorkerProcess
+from pipeline.topics import RegionTopics, topic_specs
+from tests.conftest import REPO, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def read_all(bootstrap: str, topic: str) -> list:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        parts = consumer.assignment() or set()
+        while not parts:
+            await asyncio.sleep(0.1)
+            parts = consumer.assignment()
+        end = await consumer.end_offsets(list(parts))
+        out = []
+        while any(await consumer.position(tp) < end[tp] for tp in parts):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def test_when_topics_are_applied_then_every_topic_exists_with_the_policy_partitions(
+        kafka_bootstrap, policy_factory):
+    loaded = policy_factory(region="prov")
+    specs = topic_specs(loaded.policy)
+    first = asyncio.run(apply_topics(kafka_bootstrap, specs))
+    again = asyncio.run(apply_topics(kafka_bootstrap, specs))
+
+    assert first.ok and sorted(first.created) == sorted(s.name for s in specs)
+    assert again.ok and again.created == [] and len(again.present) == len(specs)
+    names = RegionTopics("prov")
+    expected = {names.raw("payments"), names.cleared("payments"), names.rejected("payments"),
+                names.held, names.approvals, names.deadletter, names.audit, names.provenance}
+    assert expected <= {s.name for s in specs}
+
+
+def test_when_a_topic_has_the_wrong_partition_count_then_apply_reports_drift(kafka_bootstrap, policy_factory):
+    loaded = policy_factory(region="drift")
+    wrong = RegionTopics("drift").raw("payments")
+
+    async def create_wrong() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(wrong, 1, 1)])
+            assert (await partition_counts(admin, [wrong]))[wrong] == 1
+        finally:
+            await admin.close()
+
+    asyncio.run(create_wrong())
+    report = asyncio.run(apply_topics(kafka_bootstrap, topic_specs(loaded.policy)))
+
+    assert not report.ok
+    assert report.problems == [f"topic {wrong} has 1 partitions, the policy says 3"]
+
+
+def test_when_topics_are_missing_then_the_worker_refuses_to_start_and_names_the_fix(
+        kafka_bootstrap, policy_factory, tmp_path):
+    loaded = policy_factory(region="missing")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "worker", "--policy", str(loaded.path),
+         "--bootstrap", kafka_bootstrap, "--web-port", str(free_port()), "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert "topic missing.raw.payments is missing" in result.stderr
+    assert f"residency topics apply --policy {loaded.path}" in result.stderr
+
+
+def test_when_a_mixed_batch_flows_then_each_event_ends_in_its_one_expected_outcome_and_nothing_leaks(
+        kafka_bootstrap, policy_factory, keys_file, tmp_path):
+    loaded = policy_factory(region="flow")
+    assert asyncio.run(apply_topics(kafka_bootstrap, topic_specs(loaded.policy))).ok
+    assert asyncio.run(check_topics(kafka_bootstrap, topic_specs(loaded.policy))) == []
+    mix = list(generate(600, seed=11))
+    worker = WorkerProcess(loaded.path, kafka_bootstrap, tmp_path / "data", free_port(),
+                           tmp_path / "worker.log", {"RESIDENCY_KEYS_FILE": str(keys_file)}).start()
+    try:
+        asyncio.run(produce(kafka_bootstrap, "flow", mix))
+        outcomes = asyncio.run(collect(kafka_bootstrap, loaded.policy, {e.event_id for e in mix}, 150))
+        assert worker.alive, worker.log_tail()
+        provenance = asyncio.run(read_all(kafka_bootstrap, RegionTopics("flow").provenance))
+        changelog = RegionTopics("flow").changelog("provenance")
+        wait_for(lambda: {m.key.decode() for m in asyncio.run(read_all(kafka_bootstrap, changelog))}
+                 >= {e.event_id for e in mix}, 60, "every event id in the provenance table's changelog")
+    finally:
+        worker.stop()
+
+    wrong = {e.event_id: (e.expected, outcomes.of(e.event_id)) for e in mix
+             if outcomes.of(e.event_id) != {e.expected}}
+    assert wrong == {}
+    assert max(outcomes.copies.values()) == 1, "an event id appeared twice on an outcome topic"
+    assert Counter(e.expected for e in mix).keys() == {"cleared", "held", "rejected", "deadletter"}
+    assert leaked(outcomes, mix) == []
+
+    fragments = [orjson.loads(m.value) for m in provenance]
+    assert {f["event_id"] for f in fragments} == {e.event_id for e in mix}
+    for fragment in fragments:
+        assert fragment["decision"] == next(e.expected for e in mix if e.event_id == fragment["event_id"])
+        assert fragment["destination"]["offset"] is not None
+    raw_blob = b"".join(m.value for m in provenance)
+    for event in mix:
+        for secret in event.secrets:
+            assert secret.encode() not in raw_blob
