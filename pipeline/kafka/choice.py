@@ -24,11 +24,10 @@ class BrokerChoice:
     bootstrap: str
     kind: BrokerKind
     _stop: Callable[[], object] | None = field(default=None, repr=False)
+    started_here: bool = field(init=False)  # this run started the broker; stays True after stop()
 
-    @property
-    def started_here(self) -> bool:
-        """True when stopping this choice stops a broker (one this run started)."""
-        return self._stop is not None
+    def __post_init__(self) -> None:
+        self.started_here = self._stop is not None
 
     def stop(self) -> None:
         """Stop the broker if this run started it; an external or reused broker is left running."""

@@ -305,6 +305,7 @@ def test_a_choice_stops_what_it_started_once() -> None:
     choice.stop()
 
     assert stops == ["stopped"]
+    assert choice.started_here is True
 
 
 # --- CLI glue ---------------------------------------------------------------------------------
