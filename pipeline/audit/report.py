@@ -84,6 +84,7 @@ class Report:
     since: datetime | None = None
     until: datetime | None = None
     notes: list[str] = field(default_factory=list)
+    topic: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pipeline.audit.chain import ChainWriter
+from pipeline.audit.entry import AuditEntry
 from pipeline.audit.external import Record
 from pipeline.audit.signing import Signer
 
@@ -68,3 +69,13 @@ def publish_checkpoint(trail: SampleTrail, writer: ChainWriter, signer: Signer, 
 def _record(trail: SampleTrail, writer: ChainWriter) -> None:
     offset = sum(1 for partition, _, _ in trail.records if partition == writer.partition)
     trail.records.append((writer.partition, offset, writer.head.to_bytes()))
+
+
+def rewrite_entry(value: bytes, **changes: object) -> bytes:
+    """What an attacker without the signing key can do: edit an entry and recompute its hash.
+
+    Used by the tamper demo and the tests to show such edits are still detected.
+    """
+    fields = AuditEntry.from_bytes(value).model_dump(exclude={"hash", "v"})
+    fields.update(changes)
+    return AuditEntry.build(**fields).to_bytes()

@@ -52,7 +52,8 @@ def verify(
     findings = sorted(findings + external.findings, key=Finding.sort_key)
     context.counts.partitions = sum(1 for check in checks.values() if check.seen_offset is not None)
     context.counts.event_ids = len(context.event_ids)
-    return Report(counts=context.counts, errors=findings, since=since, until=until)
+    return Report(counts=context.counts, errors=findings, since=since, until=until,
+                  topic=context.topic)
 
 
 @dataclass
