@@ -16,6 +16,7 @@ import pytest
 
 from pipeline.broker import (
     BrokerChoice,
+    BrokerDiedError,
     LocalKafka,
     MissingToolError,
     PortInUseError,
@@ -323,3 +324,30 @@ def test_when_no_broker_runs_then_status_exits_1_and_stop_exits_0(tmp_path: Path
     assert cmd_stop(args) == 0
     output = capsys.readouterr().out
     assert f"no Kafka running from {tmp_path / 'kafka'}" in output
+
+
+def test_when_the_broker_exits_during_start_up_then_the_error_carries_its_last_log_lines(
+    tmp_path: Path, kafka_factory
+) -> None:
+    java = fake_java(tmp_path / "bin", 'openjdk version "17.0.15" 2025-04-15')
+    java.write_text(
+        "#!/bin/sh\n"
+        "case \"$1\" in -version) echo 'openjdk version \"17.0.15\"' >&2; exit 0;; esac\n"
+        "i=1; while [ $i -le 30 ]; do echo \"broker line $i\"; i=$((i + 1)); done\n"
+        "exit 3\n"
+    )
+    libs = artifacts.libs_dir(tmp_path / "jars")
+    libs.mkdir(parents=True)
+    (libs / ".complete").write_text("4.1.1\n")
+    kafka = kafka_factory(port=free_port(), controller_port=free_port(), env={"PATH": str(tmp_path / "bin")})
+    kafka.files.data_dir.mkdir(parents=True)
+    kafka.files.formatted_marker.write_text("already formatted\n")
+
+    with pytest.raises(BrokerDiedError) as raised:
+        kafka.start(wait_timeout=30)
+
+    message = str(raised.value)
+    assert "exit 3" in message
+    assert "broker line 30" in message and "broker line 11" in message
+    assert "broker line 10\n" not in message
+    assert not kafka.files.pid_file.exists()
