@@ -37,6 +37,8 @@ def payload_mismatch(entry: AuditEntry, payload: CheckpointPayload) -> str | Non
         return f"checkpoint covers seq {payload.seq} but sits at seq {entry.seq}"
     if payload.head != entry.prev:
         return "checkpoint head is not the hash of the entry before it"
+    if payload.at != entry.at:
+        return "checkpoint payload time differs from its entry's time"
     return None
 
 

@@ -212,7 +212,7 @@ class _PartitionCheck:
         problem = payload_mismatch(entry, payload)
         if problem:
             return self._at(entry, offset, "checkpoint_mismatch", f"{problem}; {self._rewritten()}")
-        self.vouched_seq = entry.seq - 1
+        self.vouched_seq = entry.seq  # every field of a checkpoint entry is signed or derived
         return None
 
     def _check_external(self, entry: AuditEntry, offset: int, value: bytes) -> Finding | None:
