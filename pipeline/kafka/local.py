@@ -54,7 +54,7 @@ class LocalKafka:
         heap: str = config.DEFAULT_HEAP,
         report: Callable[[str], None] = report_to_stderr,
     ) -> None:
-        self.home = Path(home)
+        self.home = Path(home).expanduser().resolve()  # the pid check matches this exact path
         self.port = port
         self.controller_port = port + 1 if controller_port is None else controller_port
         self.kafka_version = kafka_version
@@ -132,6 +132,7 @@ class LocalKafka:
             process.terminate(pid, timeout, child)
         self._child = None
         self.files.pid_file.unlink(missing_ok=True)
+        self.files.bootstrap_file.unlink(missing_ok=True)
         return pid is not None
 
     def status(self) -> BrokerStatus:
