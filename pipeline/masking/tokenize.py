@@ -67,7 +67,7 @@ class _Codec:
         if others <= _NUMERIC_SEPARATORS and _NUMERIC_LEN[0] <= digits <= _NUMERIC_LEN[1]:
             return "numeric"
         alnum = sum(c in _ALNUM for c in text)
-        has_letter = not others <= _NUMERIC_SEPARATORS  # the cycle walk in alnum_fpe relies on it
+        has_letter = any(c in _ALNUM and c not in _DIGITS for c in text)  # alnum_fpe's walk needs one
         if has_letter and set(text) - _ALNUM <= _ALNUM_SEPARATORS and _ALNUM_LEN[0] <= alnum <= _ALNUM_LEN[1]:
             return "alnum"
         return "envelope"

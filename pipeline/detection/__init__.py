@@ -1,0 +1,34 @@
+"""Free-text detection of personal data, confirmed by real checks, resistant to common evasions.
+
+``scan(text, budget)`` returns typed spans in the original string; ``redact_spans`` applies them.
+Detectors are small registered classes, one per module, each with ``name`` and ``country``.
+"""
+
+from __future__ import annotations
+
+from pipeline.detection import card, email, iban  # noqa: F401  (modules register their detectors)
+from pipeline.detection.base import Detector, Span, registry
+from pipeline.detection.budget import Budget, DetectionBudgetExceeded
+from pipeline.detection.engine import ENCODED, redact_spans, scan
+
+__all__ = [
+    "ENCODED",
+    "Budget",
+    "DetectionBudgetExceeded",
+    "Detector",
+    "Span",
+    "detector_names",
+    "detectors",
+    "redact_spans",
+    "scan",
+]
+
+
+def detector_names() -> list[str]:
+    """Every registered detector name, sorted."""
+    return sorted(registry())
+
+
+def detectors() -> dict[str, type[Detector]]:
+    """Detector classes by name (``cls.country`` says which country each serves)."""
+    return dict(registry())

@@ -1,0 +1,151 @@
+"""What a detector is, and the per-string context detectors share.
+
+Two kinds, both small registered classes with ``name`` and ``country`` class attributes:
+
+* :class:`PatternDetector` finds candidates with one ``re2`` pattern over the ASCII view and confirms
+  each with a real check (checksum, registry length, ``ipaddress``, ``phonenumbers``);
+* :class:`DigitDetector` confirms windows of collapsed digit runs (see :mod:`pipeline.normalize`),
+  so ``4111 1111-1111.1111`` and ``4 1 1 1 ...`` reach the checksum the same way.
+
+Checks with weak or no checksums (SSN, NHS, BSN, ...) also ask for a context keyword nearby or the
+number's customary formatting, to keep false positives on order numbers and timestamps rare.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import re2
+
+from pipeline.detection.budget import Budget
+from pipeline.normalize import DigitRun, Normalized, digit_runs
+
+_REGISTRY: dict[str, type[Detector]] = {}
+
+_ALNUM = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_JOINERS = frozenset(b"-./_#\\")
+# Words that mark a number as something other than personal data, checked just before it.
+_NOT_PERSONAL = re2.compile(
+    rb"(?i)(?:order|invoice|tracking|track|sku|item|part|serial|model|ticket|version|build|"
+    rb"ref|reference|po|batch|lot|case|txn|transaction|awb|shipment|parcel|isbn)\s*(?:no\.?|nr\.?|number|id|#)?\s*[:#=]?\s*$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A finding: its type and where it is in the ORIGINAL string. Never the value."""
+
+    type: str
+    start: int
+    end: int
+
+
+class ScanContext:
+    """One string being scanned: its view, optional hint (e.g. the field name) and the budget."""
+
+    def __init__(self, view: Normalized, budget: Budget, hint: str | None = None) -> None:
+        self.view = view
+        self.data = view.data
+        self.budget = budget
+        self.hint = (hint or "").encode("ascii", "replace")
+        self._runs: list[DigitRun] | None = None
+
+    def runs(self) -> list[DigitRun]:
+        if self._runs is None:
+            self._runs = digit_runs(self.data, min_digits=8)
+        return self._runs
+
+    def text(self, start: int, end: int) -> str:
+        return self.data[start:end].decode("ascii")
+
+    def near(self, pattern: re2._Regexp, start: int, end: int, before: int = 48, after: int = 24) -> bool:
+        """Does ``pattern`` occur just before or after view span [start, end), or in the hint?"""
+        data = self.data
+        return bool(
+            pattern.search(data[max(0, start - before) : start])
+            or pattern.search(data[end : end + after])
+            or (self.hint and pattern.search(self.hint))
+        )
+
+    def labelled_not_personal(self, start: int) -> bool:
+        """Is the number at ``start`` introduced as an order, tracking, SKU, version ... number?"""
+        return bool(_NOT_PERSONAL.search(self.data[max(0, start - 32) : start]))
+
+    def isolated(self, start: int, end: int) -> bool:
+        """Is [start, end) a token of its own, not glued into ``ORD-1234`` or ``1Z999AA1``?"""
+        data = self.data
+        if start > 0:
+            prev = data[start - 1]
+            if prev in _ALNUM or (prev in _JOINERS and start > 1 and data[start - 2] in _ALNUM):
+                return False
+        if end < len(data):
+            nxt = data[end]
+            if nxt in _ALNUM or (nxt in _JOINERS and end + 1 < len(data) and data[end + 1] in _ALNUM):
+                return False
+        return True
+
+
+class Detector(ABC):
+    """A detector registers itself by subclassing with a ``name``."""
+
+    name: ClassVar[str]
+    country: ClassVar[str | None] = None  # ISO 3166 alpha-2, None for global types
+    needs: ClassVar[str] = "digit"  # which pre-filter group must have matched: digit / email / any
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is None:
+            return
+        if name in _REGISTRY:
+            raise TypeError(f"detector {name!r} is registered twice")
+        _REGISTRY[name] = cls
+
+
+class PatternDetector(Detector):
+    """Candidates from one pattern over the view bytes, each confirmed by :meth:`confirm`."""
+
+    pattern: ClassVar[re2._Regexp]
+
+    def find(self, ctx: ScanContext) -> Iterator[tuple[int, int]]:
+        """View spans of confirmed findings. On a rejected candidate the search resumes one byte
+        later, so a false candidate cannot swallow a real one that overlaps it."""
+        pos, data = 0, ctx.data
+        while True:
+            match = self.pattern.search(data, pos)
+            if match is None:
+                return
+            ctx.budget.check()
+            span = self.confirm(ctx, match.start(), match.end())
+            if span is None:
+                pos = match.start() + 1
+            else:
+                yield span
+                pos = max(span[1], match.start() + 1)
+
+    @abstractmethod
+    def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
+        """The confirmed view span within a candidate, or None."""
+
+
+class DigitDetector(Detector):
+    """Confirms windows of collapsed digit runs of the given ``lengths``."""
+
+    lengths: ClassVar[tuple[int, ...]]
+
+    @abstractmethod
+    def confirm(self, ctx: ScanContext, digits: str, start: int, end: int) -> bool:
+        """Is ``digits`` (shown at view [start, end)) one of ours?"""
+
+
+def registry() -> dict[str, type[Detector]]:
+    return _REGISTRY
+
+
+def keywords(*words: str) -> re2._Regexp:
+    """A case-insensitive pattern for context words, matched at word starts."""
+    alternatives = "|".join(w.replace(" ", r"[\s._-]*") for w in words)
+    return re2.compile(f"(?i)(?:^|[^a-z])(?:{alternatives})".encode())

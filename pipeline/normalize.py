@@ -1,0 +1,192 @@
+"""The detection view of a string: evasions undone, every character mapped back to the original.
+
+Detectors never look at the raw string. They look at an ASCII *view* in which:
+
+* compatibility forms are folded (NFKC/NFKD: fullwidth, circled, superscript, mathematical digits);
+* decimal digits of any script become ASCII digits (Arabic-Indic, Devanagari, Thai, ...);
+* zero-width and other format characters, soft hyphens, combining marks and controls are removed;
+* dashes of every kind become ``-``, spaces of every kind a space, middle dots and bullets a dot;
+* common Cyrillic and Greek look-alikes of Latin letters become those letters (``е`` -> ``e``);
+* any other non-ASCII letter becomes ``x`` and any other symbol a space, so the view stays ASCII.
+
+Keeping the view ASCII is what makes one ``re2`` pass over bytes possible: the Python wrapper
+re-encodes ``str`` input on every call, which turns position-based searching quadratic.
+
+:func:`digit_runs` then finds digits separated by at most three spaces, dots, dashes, slashes or line
+breaks, and collapses each run into its digits, remembering where each separator-delimited group sits.
+:meth:`Normalized.to_original` maps a view span back to the original string, so the original span is
+masked, including any zero-width characters inside it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from array import array
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import re2
+
+__all__ = ["DigitGroup", "DigitRun", "Normalized", "digit_runs", "fold_char", "normalize"]
+
+_NON_ASCII = re2.compile(r"[^\x00-\x7f]+")
+# A digit run: digits joined by at most three separators, so a gap of four or more splits it.
+_DIGIT_RUN = re2.compile(rb"[0-9](?:[ \t\r\n./\\-]{0,3}[0-9])*")
+_DIGIT_GROUP = re2.compile(rb"[0-9]+")
+
+_DROPPED_CATEGORIES = frozenset({"Cf", "Cc", "Cs", "Co", "Cn", "Mn", "Me"})
+_SPACE_CATEGORIES = frozenset({"Zs", "Zl", "Zp"})
+_DOTS = frozenset("\u00b7\u2022\u2219\u22c5\u30fb\u2024\u2027\u2981\u25cf")
+_SLASHES = frozenset("\u2044\u2215\u29f8")
+
+# The Cyrillic and Greek letters that render like Latin ones in common fonts (after Unicode's
+# confusables.txt, restricted to the unambiguous ones). Folding them lets ``јоhn@ехаmple.com`` and a
+# Cyrillic ``DЕ`` IBAN country code match like their Latin originals.
+_CONFUSABLES = {
+    **dict(zip("аеорсухіјѕԁһӏԛԝӑӓёї", "aeopcyxijsdhlqwaaei")),
+    **dict(zip("АВЕКМНОРСТУХІЈЅԀԌҮ", "ABEKMHOPCTYXIJSDGY")),
+    **dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEZHIKMNOPTYX")),
+    **dict(zip("οινκραυχτ", "oivkpauxt")),
+    "ı": "i",
+    "ɡ": "g",
+    "ℓ": "l",
+    "օ": "o",
+    "ս": "u",
+}
+
+
+# Invisible "letters" (Hangul fillers) that render as nothing, like the zero-width format characters.
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _fold_simple(ch: str) -> str:
+    if ch.isascii():
+        return ch
+    if ch in _INVISIBLE:
+        return ""
+    if ch in _CONFUSABLES:
+        return _CONFUSABLES[ch]
+    category = unicodedata.category(ch)
+    if category in _DROPPED_CATEGORIES:
+        return ""
+    digit = unicodedata.decimal(ch, None)
+    if digit is not None:
+        return str(digit)
+    if category == "Pd" or ch == "\u2212":
+        return "-"
+    if category in _SPACE_CATEGORIES:
+        return " "
+    if ch in _DOTS:
+        return "."
+    if ch in _SLASHES:
+        return "/"
+    return "x" if category[0] in "LN" or category == "Mc" else " "
+
+
+@lru_cache(maxsize=8192)
+def fold_char(ch: str) -> str:
+    """The ASCII the view holds for one non-ASCII character (possibly empty or several chars)."""
+    if ch in _CONFUSABLES:
+        return _CONFUSABLES[ch]
+    if unicodedata.category(ch) in _DROPPED_CATEGORIES:
+        return ""
+    # NFKD rather than NFKC: it also splits accents off letters, and the marks are then dropped.
+    return "".join(_fold_simple(c) for c in unicodedata.normalize("NFKD", ch))
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """The ASCII detection view of ``original`` and, unless it is the identity, the offset map."""
+
+    original: str
+    text: str
+    starts: array | None = None  # original index where view char i comes from
+    ends: array | None = None  # original index just past it
+
+    @property
+    def data(self) -> bytes:
+        return self.text.encode("ascii")
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        """The original span covering view span [start, end)."""
+        if self.starts is None:
+            return start, end
+        if end <= start:
+            index = self.starts[start] if start < len(self.starts) else len(self.original)
+            return index, index
+        return self.starts[start], self.ends[end - 1]
+
+
+def normalize(text: str) -> Normalized:
+    """Build the detection view of ``text`` (see the module docstring); linear in ``len(text)``."""
+    if text.isascii():
+        return Normalized(text, text)  # nothing to fold, and no offset map needed
+    out: list[str] = []
+    starts, ends = array("q"), array("q")
+    pos = 0
+    for match in _NON_ASCII.finditer(text):
+        begin, stop = match.span()
+        if begin > pos:
+            out.append(text[pos:begin])
+            starts.extend(range(pos, begin))
+            ends.extend(range(pos + 1, begin + 1))
+        for i in range(begin, stop):
+            folded = fold_char(text[i])
+            if folded:
+                out.append(folded)
+                starts.extend([i] * len(folded))
+                ends.extend([i + 1] * len(folded))
+        pos = stop
+    if pos < len(text):
+        out.append(text[pos:])
+        starts.extend(range(pos, len(text)))
+        ends.extend(range(pos + 1, len(text) + 1))
+    return Normalized(text, "".join(out), starts, ends)
+
+
+@dataclass(frozen=True, slots=True)
+class DigitGroup:
+    """Consecutive digits in the view: ``digits[first:first+len]`` of its run, at view [start, end)."""
+
+    first: int
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class DigitRun:
+    """Digits joined by short separators, collapsed: ``"4111 1111-1111.1111"`` -> ``"4111111111111111"``."""
+
+    start: int
+    end: int
+    digits: str
+    groups: list[DigitGroup]
+    group_ending_at: dict[int, int] = field(default_factory=dict)  # digit index -> group index
+
+    def window(self, first_group: int, length: int) -> tuple[int, int] | None:
+        """The view span of ``length`` digits starting at a group and ending at a group's end."""
+        group = self.groups[first_group]
+        last = self.group_ending_at.get(group.first + length)
+        if last is None:
+            return None
+        return group.start, self.groups[last].end
+
+
+def digit_runs(data: bytes, min_digits: int = 1) -> list[DigitRun]:
+    """Every digit run of the (ASCII) view with at least ``min_digits`` digits."""
+    runs = []
+    for match in _DIGIT_RUN.finditer(data):
+        start, end = match.span()
+        if end - start < min_digits:
+            continue
+        groups, parts, count = [], [], 0
+        for g in _DIGIT_GROUP.finditer(data, start, end):
+            g_start, g_end = g.span()
+            groups.append(DigitGroup(count, g_start, g_end))
+            parts.append(g.group())
+            count += g_end - g_start
+        if count < min_digits:
+            continue
+        ending = {grp.first + grp.end - grp.start: i for i, grp in enumerate(groups)}
+        runs.append(DigitRun(start, end, b"".join(parts).decode(), groups, ending))
+    return runs
