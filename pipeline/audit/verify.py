@@ -170,7 +170,11 @@ class _PartitionCheck:
         return None
 
     def _anchor_time(self, entry: AuditEntry) -> datetime | None:
-        vouch = self.context.external.covering(self.partition, entry.seq - 1)
+        external = self.context.external
+        before = external.at_entry_seq(self.partition, entry.seq - 1)
+        if before is not None and before.entry.hash == entry.prev:  # right after a checkpoint
+            return before.entry.at_datetime
+        vouch = external.covering(self.partition, entry.seq - 1)
         if vouch is not None and vouch.payload.head == entry.prev:
             return vouch.entry.at_datetime
         if entry.kind == "checkpoint":  # its signature and head are checked right after
