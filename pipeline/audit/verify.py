@@ -154,10 +154,9 @@ class _PartitionCheck:
                 return self._at(entry, offset, "modified", "seq 0 does not link to the genesis value")
             return None
         since = self.context.since
-        if since is None:
-            return self._at(entry, offset, "missing", (
-                f"the chain starts at seq {entry.seq}: entries 0..{entry.seq - 1} are not present "
-                "(a full verification starts at genesis; pass since to verify a window)"))
+        if since is None:  # a full verification starts at genesis: seq 0 is missing or moved
+            self.gap = _Gap(offset, entry, 0)
+            return None
         anchor_at = self._anchor_time(entry)
         if anchor_at is None:
             return self._at(entry, offset, "missing", (
