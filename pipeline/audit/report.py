@@ -52,12 +52,16 @@ class Finding:
 
     def describe(self) -> str:
         """A one-line description naming where the bad record is."""
-        where = [f"{name}={value}" for name, value in (
-            ("file", self.file), ("line", self.line), ("partition", self.partition),
-            ("offset", self.offset), ("seq", self.seq), ("event_id", self.event_id),
-        ) if value is not None]
-        origin = "R.audit.checkpoints" if self.source == "checkpoints" else self.source
-        return f"{self.kind} in {origin} ({', '.join(where)}): {self.detail}"
+        pairs = [("file", self.file), ("line", self.line)]
+        if self.source == "checkpoints":
+            pairs += [("checkpoints partition", self.source_partition),
+                      ("checkpoints offset", self.offset), ("audit partition", self.partition)]
+        else:
+            pairs += [("partition", self.partition), ("offset", self.offset)]
+        pairs += [("seq", self.seq), ("event_id", self.event_id)]
+        where = ", ".join(f"{name}={value}" for name, value in pairs if value is not None)
+        origin = {"audit": "R.audit", "checkpoints": "R.audit.checkpoints"}.get(self.source, "bundle")
+        return f"{self.kind} in {origin} ({where}): {self.detail}"
 
     def to_dict(self) -> dict:
         return {key: value for key, value in asdict(self).items() if value is not None}

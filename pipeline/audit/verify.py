@@ -38,6 +38,9 @@ def verify(
     ``checkpoints`` are the ``(partition, offset, value)`` records of ``R.audit.checkpoints``;
     ``public_keys`` the trusted keys by key id. ``topic`` defaults to the topic the entries name.
     """
+    for bound in (since, until):
+        if bound is not None and bound.tzinfo is None:
+            raise ValueError("since and until must be timezone-aware")
     external = ExternalCheckpoints.load(checkpoints, public_keys, topic)
     context = _Context(topic or external.topic, public_keys, external, since, until)
     checks: dict[int, _PartitionCheck] = {}

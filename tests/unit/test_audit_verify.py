@@ -210,3 +210,12 @@ def test_when_a_fragment_holds_a_value_then_no_finding_repeats_it(signer, keys):
         report = verify(records, [], keys)
         assert not report.ok
         assert "411111111111111" not in report.summary() + repr(report.errors)
+
+
+def test_when_a_finding_is_described_then_it_names_its_coordinates(trail, keys, intruder):
+    writer = ChainWriter.resume("eu.audit", 1, value_at(trail.records, 1, 14))
+    forged = (2, 7, writer.checkpoint(intruder, SAMPLE_START))
+    report = verify(trail.records, trail.checkpoints + [forged], keys)
+    text = report.summary()
+    assert text.startswith("FAILED")
+    assert "R.audit.checkpoints (checkpoints partition=2, checkpoints offset=7, audit partition=1" in text
