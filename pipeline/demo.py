@@ -69,8 +69,9 @@ def run_demo(events: int, home: Path, port: int = 0) -> int:
     choice, worker = None, None
     try:
         say(f"policy {EXAMPLE_POLICY.name} (region {loaded.policy.region}, hash {loaded.hash[:19]}...)")
-        choice = broker.resolve_bootstrap(os.environ, run_dir / "kafka", port=port or broker.free_port(),
-                                          report=say)
+        ports = [port, port + 1] if port else broker.free_ports(2)
+        choice = broker.resolve_bootstrap(os.environ, run_dir / "kafka", port=ports[0],
+                                          controller_port=ports[1], report=say)
         say(f"broker: {choice.kind} at {choice.bootstrap}")
         report = asyncio.run(apply_topics(choice.bootstrap, topic_specs(loaded.policy)))
         if not report.ok:

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from pipeline.generator import GeneratedEvent
 from pipeline.topics import RegionTopics
@@ -114,3 +114,32 @@ def leaked(outcomes: Outcomes, events: Iterable[GeneratedEvent]) -> list[tuple[s
             if raw in blob or (len(digits) >= 12 and digits in digits_blob):
                 hits.append((event.event_id, "secret"))
     return hits
+
+
+async def read_topic(bootstrap: str, topic: str) -> list:
+    """Every record on ``topic`` from the beginning to its end offsets at the time of the call."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                isolation_level="read_committed")
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out = []
+        pending = {tp for tp in tps if end[tp] > 0}
+        while pending:
+            for tp, records in (await consumer.getmany(*pending, timeout_ms=500)).items():
+                out.extend(records)
+                if records and records[-1].offset >= end[tp] - 1:
+                    pending.discard(tp)
+            for tp in list(pending):
+                if await consumer.position(tp) >= end[tp]:
+                    pending.discard(tp)
+        return out
+    finally:
+        await consumer.stop()

@@ -17,7 +17,7 @@ from pipeline.keys import KeyRing
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RESIDENCY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RESIDENCY_", extra="ignore", populate_by_name=True)
 
     policy: Path | None = None
     region: str | None = Field(

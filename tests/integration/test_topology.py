@@ -10,37 +10,17 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.admin import apply_topics, check_topics, partition_counts
 from pipeline.broker import free_port
 from pipeline.generator import generate
-from pipeline.harness import collect, leaked, produce
+from pipeline.harness import collect, leaked, produce, read_topic
 from pipeline.runner import WorkerProcess
 from pipeline.topics import RegionTopics, topic_specs
 from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-async def read_all(bootstrap: str, topic: str) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        parts = consumer.assignment() or set()
-        while not parts:
-            await asyncio.sleep(0.1)
-            parts = consumer.assignment()
-        end = await consumer.end_offsets(list(parts))
-        out = []
-        while any(await consumer.position(tp) < end[tp] for tp in parts):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                out.extend(records)
-        return out
-    finally:
-        await consumer.stop()
 
 
 def test_when_topics_are_applied_then_every_topic_exists_with_the_policy_partitions(
@@ -67,7 +47,11 @@ def test_when_a_topic_has_the_wrong_partition_count_then_apply_reports_drift(kaf
         await admin.start()
         try:
             await admin.create_topics([NewTopic(wrong, 1, 1)])
-            assert (await partition_counts(admin, [wrong]))[wrong] == 1
+            for _ in range(100):  # a new topic takes a moment to show in metadata
+                if (await partition_counts(admin, [wrong])).get(wrong) == 1:
+                    return
+                await asyncio.sleep(0.1)
+            pytest.fail("the wrongly partitioned topic never showed in metadata")
         finally:
             await admin.close()
 
@@ -103,9 +87,9 @@ def test_when_a_mixed_batch_flows_then_each_event_ends_in_its_one_expected_outco
         asyncio.run(produce(kafka_bootstrap, "flow", mix))
         outcomes = asyncio.run(collect(kafka_bootstrap, loaded.policy, {e.event_id for e in mix}, 150))
         assert worker.alive, worker.log_tail()
-        provenance = asyncio.run(read_all(kafka_bootstrap, RegionTopics("flow").provenance))
+        provenance = asyncio.run(read_topic(kafka_bootstrap, RegionTopics("flow").provenance))
         changelog = RegionTopics("flow").changelog("provenance")
-        wait_for(lambda: {m.key.decode() for m in asyncio.run(read_all(kafka_bootstrap, changelog))}
+        wait_for(lambda: {m.key.decode() for m in asyncio.run(read_topic(kafka_bootstrap, changelog))}
                  >= {e.event_id for e in mix}, 60, "every event id in the provenance table's changelog")
     finally:
         worker.stop()
