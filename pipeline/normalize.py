@@ -47,6 +47,8 @@ _CONFUSABLES = {
     **dict(zip("АВЕКМНОРСТУХІЈЅԀԌҮ", "ABEKMHOPCTYXIJSDGY")),
     **dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEZHIKMNOPTYX")),
     **dict(zip("οινκραυχτ", "oivkpauxt")),
+    # Lowercase forms that look like Latin small capitals: a lowercased homoglyph stays caught.
+    **dict(zip("ктнвмп", "kthbmn")),
     "ı": "i",
     "ɡ": "g",
     "ℓ": "l",
@@ -163,13 +165,22 @@ class DigitRun:
     groups: list[DigitGroup]
     group_ending_at: dict[int, int] = field(default_factory=dict)  # digit index -> group index
 
-    def window(self, first_group: int, length: int) -> tuple[int, int] | None:
-        """The view span of ``length`` digits starting at a group and ending at a group's end."""
-        group = self.groups[first_group]
-        last = self.group_ending_at.get(group.first + length)
-        if last is None:
-            return None
-        return group.start, self.groups[last].end
+    def last_group(self, first_group: int, length: int) -> int | None:
+        """The group where ``length`` digits from the start of ``first_group`` end, if one does."""
+        return self.group_ending_at.get(self.groups[first_group].first + length)
+
+    def uniformly_grouped(self, data: bytes) -> bool:
+        """Same separator and same group size throughout (the last group may be shorter), like
+        ``9400 1000 0000 0000 0000 00``: a slice of such a run is part of one longer number."""
+        groups = self.groups
+        if len(groups) < 3:
+            return False
+        size = groups[0].end - groups[0].start
+        separator = data[groups[0].end : groups[1].start]
+        for left, right in zip(groups, groups[1:]):
+            if left.end - left.start != size or data[left.end : right.start] != separator:
+                return False
+        return groups[-1].end - groups[-1].start <= size
 
 
 def digit_runs(data: bytes, min_digits: int = 1) -> list[DigitRun]:

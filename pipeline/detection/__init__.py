@@ -6,7 +6,25 @@ Detectors are small registered classes, one per module, each with ``name`` and `
 
 from __future__ import annotations
 
-from pipeline.detection import card, email, iban  # noqa: F401  (modules register their detectors)
+# Importing a module registers its detectors.
+from pipeline.detection import (  # noqa: F401
+    card,
+    de_idnr,
+    email,
+    es_dni,
+    es_nie,
+    fr_nir,
+    gb_nhs,
+    iban,
+    ipv4,
+    ipv6,
+    it_codice_fiscale,
+    nl_bsn,
+    phone,
+    pl_pesel,
+    se_personnummer,
+    us_ssn,
+)
 from pipeline.detection.base import Detector, Span, registry
 from pipeline.detection.budget import Budget, DetectionBudgetExceeded
 from pipeline.detection.engine import ENCODED, redact_spans, scan

@@ -131,14 +131,34 @@ class PatternDetector(Detector):
         """The confirmed view span within a candidate, or None."""
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Some digits of a run, from the start of one group to the end of another, at view [start, end)."""
+
+    run: DigitRun
+    first_group: int
+    last_group: int
+    start: int
+    end: int
+
+    @property
+    def whole_run(self) -> bool:
+        return self.first_group == 0 and self.last_group == len(self.run.groups) - 1
+
+    def extra_digits(self) -> int:
+        """Digits of the run outside this window."""
+        return len(self.run.digits) - (self.run.groups[self.last_group].end - self.run.groups[self.last_group].start
+                                       + self.run.groups[self.last_group].first - self.run.groups[self.first_group].first)
+
+
 class DigitDetector(Detector):
     """Confirms windows of collapsed digit runs of the given ``lengths``."""
 
     lengths: ClassVar[tuple[int, ...]]
 
     @abstractmethod
-    def confirm(self, ctx: ScanContext, digits: str, start: int, end: int) -> bool:
-        """Is ``digits`` (shown at view [start, end)) one of ours?"""
+    def confirm(self, ctx: ScanContext, digits: str, window: Window) -> bool:
+        """Is ``digits`` (shown at view [window.start, window.end)) one of ours?"""
 
 
 def registry() -> dict[str, type[Detector]]:

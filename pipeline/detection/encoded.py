@@ -31,8 +31,9 @@ def _printable_text(raw: bytes) -> str | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    readable = sum(ch.isprintable() or ch in "\t\r\n" for ch in text)
-    return text if readable >= 0.95 * len(text) else None
+    # Control characters betray binary; invisible format characters do not (they are an evasion).
+    controls = sum(ch < " " and ch not in "\t\r\n" or ch == "\x7f" or ch == "\ufffd" for ch in text)
+    return text if controls <= 0.05 * len(text) else None
 
 
 def base64_tokens(data: bytes) -> Iterator[tuple[int, int, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re2
 
-from pipeline.detection.base import DigitDetector, PatternDetector, ScanContext, Span, registry
+from pipeline.detection.base import DigitDetector, PatternDetector, ScanContext, Span, Window, registry
 from pipeline.detection.budget import Budget
 from pipeline.detection.encoded import DECODERS, base64_tokens
 from pipeline.normalize import normalize
@@ -49,13 +49,14 @@ def _digit_findings(ctx: ScanContext, by_length: dict[int, list[DigitDetector]])
         ctx.budget.check()
         for index, group in enumerate(run.groups):
             for length, detectors in by_length.items():
-                window = run.window(index, length)
-                if window is None:
+                last = run.last_group(index, length)
+                if last is None:
                     continue
+                window = Window(run, index, last, group.start, run.groups[last].end)
                 digits = run.digits[group.first : group.first + length]
                 for detector in detectors:
-                    if detector.confirm(ctx, digits, *window):
-                        found.append((detector.name, *window))
+                    if detector.confirm(ctx, digits, window):
+                        found.append((detector.name, window.start, window.end))
                         break
     return found
 
@@ -65,7 +66,7 @@ def _scan_view(text: str, budget: Budget, hint: str | None, depth: int) -> list[
     budget.charge(len(text))
     view = normalize(text)
     ctx = ScanContext(view, budget, hint)
-    groups = {_GROUPS[i] for i in (_PREFILTER.Match(ctx.data) or ())}
+    groups = {"any"} | {_GROUPS[i] for i in (_PREFILTER.Match(ctx.data) or ())}
     detectors = _all()
     found: list[tuple[str, int, int]] = []
     if "digit" in groups:
@@ -85,7 +86,9 @@ def _encoded_findings(ctx: ScanContext, hint: str | None, depth: int) -> list[tu
         return [(ENCODED, s, e) for s, e, _ in base64_tokens(ctx.data)]
     for decoder in DECODERS:
         for start, end, decoded in decoder(ctx.data):
-            inner = _scan_view(decoded, ctx.budget, hint, depth + 1)
+            # Words just before the token (e.g. "SSN:") still label what is inside it.
+            inner_hint = f"{hint or ''} {ctx.text(max(0, start - 48), start)}"
+            inner = _scan_view(decoded, ctx.budget, inner_hint, depth + 1)
             if inner:
                 found.append((inner[0][0], start, end))
     return found

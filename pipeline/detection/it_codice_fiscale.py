@@ -1,0 +1,24 @@
+"""Italian codice fiscale: its fixed letter/digit layout (with omocodia substitutions) and check letter."""
+
+from __future__ import annotations
+
+import re2
+from stdnum.it import codicefiscale
+
+from pipeline.detection.base import PatternDetector, ScanContext
+from pipeline.detection.es_dni import compact
+
+_D = "[0-9lmnpqrstuv]"  # a digit, or its omocodia letter
+_S = r"[ \t\r\n./\\-]{0,3}"
+
+
+class ItCodiceFiscaleDetector(PatternDetector):
+    name = "it_codice_fiscale"
+    country = "IT"
+    needs = "any"  # with full omocodia a valid code holds no digit at all
+    pattern = re2.compile(
+        ("(?i)\\b" + _S.join(["[a-z]"] * 6 + [_D, _D, "[abcdehlmprst]", _D, _D, "[a-z]", _D, _D, _D, "[a-z]"]) + "\\b").encode()
+    )
+
+    def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
+        return (start, end) if codicefiscale.is_valid(compact(ctx, start, end)) else None

@@ -1,0 +1,65 @@
+"""Phone numbers, confirmed by ``phonenumbers``. Plenty of order numbers and timestamps are valid
+numbers somewhere, so a candidate also needs phone-like formatting: a leading ``+`` or ``00``,
+a ``(area) exchange-line`` shape, or a phone keyword nearby (or, for national formats with a
+trunk ``0``, space-separated groups as in ``020 7946 0958``)."""
+
+from __future__ import annotations
+
+import phonenumbers
+import re2
+
+from pipeline.detection.base import PatternDetector, ScanContext, keywords
+
+# Digits with short separators, optionally led by +, 00 or an opening parenthesis.
+_PATTERN = re2.compile(rb"(?:\+[ ]?|\b00[ ]?|\()?[0-9](?:[ \t\r\n.\-/()]{0,3}[0-9]){6,16}")
+_NANP = re2.compile(rb"\([0-9]{3}\)[ .-]?[0-9]{3}[ .-][0-9]{4}")
+_TRUNK = re2.compile(rb"0[0-9]{1,4}(?: [0-9]{2,4}){1,4}")
+_CONTEXT = keywords(
+    "phone", "tel", "telephone", "mobile", "mob", "cell", "call", "fax", "whatsapp", "sms", "contact",
+    "telefon", "telefono", "telephone", "handy", "portable", "movil", "cellulare", "telefoon",
+    "komorka", "komórka", "mobil", "ring",
+)
+_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "PL", "SE", "IE", "AT", "CH", "BE")
+_SEPARATORS = frozenset(b" \t\r\n.-/()")
+
+
+def _valid(text: str, regions: tuple[str | None, ...]) -> bool:
+    for region in regions:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return True
+    return False
+
+
+def _continues(data: bytes, start: int, end: int) -> bool:
+    """Is the candidate a slice of a longer number (digits right before or after, past separators)?"""
+    before = data[max(0, start - 4) : start].rstrip(b" \t.-/")
+    after = data[end : end + 4].lstrip(b" \t.-/")
+    return before[-1:].isdigit() or after[:1].isdigit()
+
+
+class PhoneDetector(PatternDetector):
+    name = "phone"
+    pattern = _PATTERN
+
+    def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
+        while end > start and ctx.data[end - 1] in _SEPARATORS:
+            end -= 1  # a trailing ")" or "-" is not part of the number
+        raw = ctx.data[start:end]
+        if not ctx.isolated(start, end) and raw[:1] not in (b"+", b"("):
+            return None
+        if _continues(ctx.data, start, end):
+            return None
+        text = raw.decode("ascii")
+        if raw.startswith(b"+") or raw.startswith(b"00"):
+            digits = "".join(c for c in text if c.isdigit())
+            international = "+" + (digits[2:] if raw.startswith(b"00") else digits)
+            return (start, end) if _valid(international, (None,)) else None
+        if ctx.labelled_not_personal(start):
+            return None
+        if _NANP.fullmatch(raw) or ctx.near(_CONTEXT, start, end, before=32) or _TRUNK.fullmatch(raw):
+            return (start, end) if _valid(text, _REGIONS) else None
+        return None
