@@ -17,12 +17,13 @@ async def read_provenance(bootstrap: str, policy: Policy, event_id: str) -> dict
     key = event_id.encode()
     partitions = list(range(policy.topology.audit_partitions))
     tp = TopicPartition(topic, DefaultPartitioner()(key, partitions, partitions))
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
     await consumer.start()
     try:
         consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
         await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
         record: bytes | None = None
         while await consumer.position(tp) < end:
             batch = await consumer.getmany(tp, timeout_ms=1000)
