@@ -1,7 +1,8 @@
-"""record: folds provenance fragments into the provenance table, keyed by event id."""
+"""record: folds provenance fragments into the provenance table and chains them onto ``R.audit``."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
@@ -10,21 +11,28 @@ import orjson
 from pipeline.context import FleetContext
 from pipeline.provenance import fold
 
+log = logging.getLogger(__name__)
 
-def record_batch(stream: Any, table: Any, events: list[Any]) -> None:
+
+def fold_batch(stream: Any, table: Any, events: list[Any]) -> list[tuple[int, dict]]:
+    """Fold each fragment into the table; return ``(partition, fragment)`` for the audit chain."""
+    chained = []
     for event in events:
         # Faust picks the table partition (changelog and RocksDB) from the current event; in a
         # batch that must be this event, or a key would be written under another partition.
         stream._set_current_event(event)  # noqa: SLF001 - Faust has no public setter
-        key = event.message.key
+        msg = event.message
         try:
-            fragment = orjson.loads(event.message.value)
+            fragment = orjson.loads(msg.value)
         except orjson.JSONDecodeError:
-            continue  # not ours to fold; the audit verifier reports foreign records on the topic
-        folded = fold(table.get(key), fragment)
+            log.warning("not a provenance fragment", extra={"partition": msg.partition, "offset": msg.offset})
+            continue
+        folded = fold(table.get(msg.key), fragment)
         if folded is not None:
-            table[key] = folded
+            table[msg.key] = folded
+        chained.append((msg.partition, fragment))
     stream._set_current_event(None)  # noqa: SLF001
+    return chained
 
 
 def register_record(app: faust.App, ctx: FleetContext) -> None:
@@ -32,7 +40,16 @@ def register_record(app: faust.App, ctx: FleetContext) -> None:
                       value_serializer="raw", partitions=ctx.policy.topology.audit_partitions)
 
     async def record_provenance(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
-            record_batch(stream, ctx.provenance, events)
+        async with ctx.crash_on_error("record"):
+            async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
+                await ctx.audit.append(fold_batch(stream, ctx.provenance, events))
 
     app.agent(topic, name="record")(record_provenance)
+
+    @app.timer(interval=ctx.settings.audit_checkpoint_seconds)
+    async def checkpoint_idle_chains() -> None:
+        await ctx.audit.checkpoint_idle()
+
+    @app.on_partitions_revoked.connect
+    async def forget_chain_heads(app: faust.App, revoked: Any, **kwargs: Any) -> None:  # noqa: ARG001
+        await ctx.audit.forget()

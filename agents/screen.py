@@ -45,8 +45,8 @@ def register_screen(app: faust.App, ctx: FleetContext, plan: DatasetPlan) -> Non
                       value_serializer="raw", partitions=plan.rules.partitions)
 
     async def screen_records(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
-            await screen_batch(ctx, plan, events)
-            log.debug("screened batch", extra={"dataset": plan.name, "events": len(events)})
+        async with ctx.crash_on_error(f"screen-{plan.name}"):
+            async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
+                await screen_batch(ctx, plan, events)
 
     app.agent(topic, name=f"screen-{plan.name}")(screen_records)

@@ -108,6 +108,31 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return asyncio.run(print_trace(settings.bootstrap_servers, loaded.policy, args.event_id))
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from pipeline import auditcli
+
+    if args.action == "keygen":
+        return auditcli.cmd_keygen(args.public_out)
+    settings = _settings(args)
+    since, until = auditcli.parse_time(args.since), auditcli.parse_time(args.until)
+    if args.action == "verify" and args.bundle:
+        keys = auditcli.trusted_keys(args.public_key, None) if args.public_key else None
+        return auditcli.cmd_verify_bundle(args.bundle, keys)
+    if args.policy is None:
+        print("--policy FILE is needed to find the region's audit topics", file=sys.stderr)
+        return 2
+    region = load_policy(args.policy).policy.region
+    keys = auditcli.trusted_keys(args.public_key, settings.audit_signing_key)
+    if args.action == "verify":
+        return auditcli.cmd_verify(settings.bootstrap_servers, region, keys, since, until)
+    if args.out is None:
+        print("--out DIR is needed for export", file=sys.stderr)
+        return 2
+    pems = [p.read_text() for p in args.public_key] or [
+        auditcli.load_signing_key(settings.audit_signing_key).public_key_pem()]
+    return auditcli.cmd_export(settings.bootstrap_servers, region, pems, args.out, since, until)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="residency", description="Data residency gateway for Kafka")
     sub = p.add_subparsers(dest="command", required=True)
@@ -147,6 +172,18 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--dataset", required=True)
     m.add_argument("input", nargs="?", default="-")
     m.set_defaults(func=cmd_mask)
+
+    a = sub.add_parser("audit", help="verify or export the tamper-evident audit trail")
+    a.add_argument("action", choices=["keygen", "verify", "export"])
+    a.add_argument("--policy", type=Path)
+    a.add_argument("--bootstrap")
+    a.add_argument("--public-key", type=Path, action="append", default=[], help="trusted public key (PEM)")
+    a.add_argument("--from", "--since", dest="since", help="start of the window (RFC 3339)")
+    a.add_argument("--to", "--until", dest="until", help="end of the window (RFC 3339)")
+    a.add_argument("--bundle", type=Path, help="verify an exported bundle offline (no broker)")
+    a.add_argument("--out", type=Path, help="export: the bundle directory")
+    a.add_argument("--public-out", type=Path, default=Path("audit-public.pem"), help="keygen: public key file")
+    a.set_defaults(func=cmd_audit)
 
     tr = sub.add_parser("trace", help="the provenance of one event")
     tr.add_argument("event_id")

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
 import faust
 
 from pipeline.metrics import Metrics
@@ -15,6 +20,8 @@ from pipeline.settings import Settings
 from pipeline.topics import RegionTopics
 from schemas.policy import Policy
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class FleetContext:
@@ -24,6 +31,7 @@ class FleetContext:
     app: faust.App
     metrics: Metrics
     provenance: Any = None
+    audit: Any = None  # pipeline.auditlog.AuditAppender
     fault_hook: FaultHook | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -34,6 +42,21 @@ class FleetContext:
     @property
     def topics(self) -> RegionTopics:
         return RegionTopics(self.policy.region)
+
+    @contextlib.asynccontextmanager
+    async def crash_on_error(self, agent: str) -> AsyncIterator[None]:
+        """An agent failed: stop the worker rather than let one agent die while the rest run on.
+
+        Nothing of the failed batch was acknowledged, so a restarted worker processes it again.
+        """
+        try:
+            yield
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("agent %s failed (%s); stopping the worker", agent, type(exc).__name__)
+            await self.app.crash(exc)
+            raise
 
     @property
     def producer(self) -> Any:

@@ -22,6 +22,7 @@ import orjson
 
 from pipeline import broker
 from pipeline.admin import apply_topics
+from pipeline.audit import generate_signing_key, load_signing_key
 from pipeline.generator import GeneratedEvent, generate
 from pipeline.harness import collect, leaked, produce
 from pipeline.policy import load_policy
@@ -81,8 +82,11 @@ def run_demo(events: int, home: Path, port: int = 0) -> int:
         say(f"topics: {len(report.created)} created, {len(report.present)} already present")
         keys_file = run_dir / "keys.json"
         write_demo_keys(keys_file)
+        signing_key = generate_signing_key()
+        (run_dir / "audit-public.pem").write_text(load_signing_key(signing_key).public_key_pem())
         worker = WorkerProcess(EXAMPLE_POLICY, choice.bootstrap, run_dir / "data", broker.free_port(),
-                               run_dir / "worker.log", {"RESIDENCY_KEYS_FILE": str(keys_file)}).start()
+                               run_dir / "worker.log", {"RESIDENCY_KEYS_FILE": str(keys_file),
+                                                        "RESIDENCY_AUDIT_SIGNING_KEY": signing_key}).start()
         say(f"worker started (pid {worker.proc.pid}, log {worker.log_path})")
         return _exercise(choice.bootstrap, loaded, events, run_dir.name, worker)
     except KeyboardInterrupt:

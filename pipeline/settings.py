@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=0, le=65535)
     keys: dict[str, SecretStr] = Field(default_factory=dict)
     keys_file: Path | None = None
+    audit_signing_key: SecretStr | None = Field(
+        default=None, description="Ed25519 private key (PEM or base64 seed) that signs audit checkpoints"
+    )
+    audit_checkpoint_entries: int = Field(default=1000, ge=1)
+    audit_checkpoint_seconds: float = Field(default=10.0, gt=0)
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     log_level: str = "info"

@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry
 from agents.record import register_record
 from agents.screen import register_screen
 from pipeline.admin import check_topics
+from pipeline.audit import SigningKeyError, load_signing_key
+from pipeline.auditlog import AuditAppender
 from pipeline.app import create_app
 from pipeline.context import FleetContext
 from pipeline.keys import MissingKeyError
@@ -35,10 +37,23 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
         plans = compile_plans(loaded, settings.key_ring())
     except MissingKeyError as exc:
         raise StartupRefused(str(exc)) from None
+    if settings.audit_signing_key is None:
+        raise StartupRefused(
+            "no audit signing key: set RESIDENCY_AUDIT_SIGNING_KEY (create one with `residency audit keygen`)"
+        )
+    try:
+        signer = load_signing_key(settings.audit_signing_key)
+    except SigningKeyError as exc:
+        raise StartupRefused(f"RESIDENCY_AUDIT_SIGNING_KEY: {exc}") from None
     app = create_app(settings, loaded.policy.region)
     ctx = FleetContext(settings=settings, loaded=loaded, plans=plans, app=app,
                        metrics=Metrics(registry or CollectorRegistry()))
     ctx.provenance = provenance_table(app, loaded.policy.topology.audit_partitions)
+    ctx.audit = AuditAppender(
+        bootstrap=settings.bootstrap_servers, audit_topic=ctx.topics.audit,
+        checkpoints_topic=ctx.topics.audit_checkpoints, signer=signer, producer=lambda: app.producer,
+        every_entries=settings.audit_checkpoint_entries, every_seconds=settings.audit_checkpoint_seconds,
+    )
     for plan in plans.values():
         register_screen(app, ctx, plan)
     register_record(app, ctx)

@@ -61,6 +61,36 @@ def keys_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def audit_signing_key() -> str:
+    from pipeline.audit import generate_signing_key
+
+    return generate_signing_key()
+
+
+@pytest.fixture
+def worker_factory(kafka_bootstrap: str, keys_file: Path, audit_signing_key: str,
+                   tmp_path: Path) -> Iterator[Callable[..., object]]:
+    """Start real worker processes (stopped at teardown); each gets its own data dir and web port."""
+    from pipeline.broker import free_port
+    from pipeline.runner import WorkerProcess
+
+    started: list[WorkerProcess] = []
+
+    def make(loaded: LoadedPolicy, name: str = "w1", env: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(
+            loaded.path, kafka_bootstrap, tmp_path / name / "data", free_port(), tmp_path / name / "worker.log",
+            {"RESIDENCY_KEYS_FILE": str(keys_file), "RESIDENCY_AUDIT_SIGNING_KEY": audit_signing_key,
+             **(env or {})},
+        )
+        started.append(worker.start())
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One broker for the session: KAFKA_BOOTSTRAP_SERVERS, else testcontainers, else local Kafka."""
     from pipeline.broker import free_ports, resolve_bootstrap

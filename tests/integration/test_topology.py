@@ -16,11 +16,18 @@ from pipeline.admin import apply_topics, check_topics, partition_counts
 from pipeline.broker import free_port
 from pipeline.generator import generate
 from pipeline.harness import collect, leaked, produce, read_topic
-from pipeline.runner import WorkerProcess
+from pipeline.audit import load_public_keys, load_signing_key, verify
+from pipeline.auditcli import read_trail
 from pipeline.topics import RegionTopics, topic_specs
 from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.integration
+
+
+def _verified(bootstrap, keys, events):
+    records, checkpoints = asyncio.run(read_trail(bootstrap, "flow"))
+    report = verify(records, checkpoints, keys)
+    return report if report.counts.event_ids >= events and report.counts.checkpoints > 0 else None
 
 
 def test_when_topics_are_applied_then_every_topic_exists_with_the_policy_partitions(
@@ -76,13 +83,12 @@ def test_when_topics_are_missing_then_the_worker_refuses_to_start_and_names_the_
 
 
 def test_when_a_mixed_batch_flows_then_each_event_ends_in_its_one_expected_outcome_and_nothing_leaks(
-        kafka_bootstrap, policy_factory, keys_file, tmp_path):
+        kafka_bootstrap, policy_factory, worker_factory, audit_signing_key):
     loaded = policy_factory(region="flow")
     assert asyncio.run(apply_topics(kafka_bootstrap, topic_specs(loaded.policy))).ok
     assert asyncio.run(check_topics(kafka_bootstrap, topic_specs(loaded.policy))) == []
     mix = list(generate(600, seed=11))
-    worker = WorkerProcess(loaded.path, kafka_bootstrap, tmp_path / "data", free_port(),
-                           tmp_path / "worker.log", {"RESIDENCY_KEYS_FILE": str(keys_file)}).start()
+    worker = worker_factory(loaded)
     try:
         asyncio.run(produce(kafka_bootstrap, "flow", mix))
         outcomes = asyncio.run(collect(kafka_bootstrap, loaded.policy, {e.event_id for e in mix}, 150))
@@ -91,8 +97,11 @@ def test_when_a_mixed_batch_flows_then_each_event_ends_in_its_one_expected_outco
         changelog = RegionTopics("flow").changelog("provenance")
         wait_for(lambda: {m.key.decode() for m in asyncio.run(read_topic(kafka_bootstrap, changelog))}
                  >= {e.event_id for e in mix}, 60, "every event id in the provenance table's changelog")
+        keys = load_public_keys([load_signing_key(audit_signing_key).public_key_pem()])
+        report = wait_for(lambda: _verified(kafka_bootstrap, keys, len(mix)), 60, "the audit trail to cover every event")
     finally:
         worker.stop()
+    assert report.ok, report.summary()
 
     wrong = {e.event_id: (e.expected, outcomes.of(e.event_id)) for e in mix
              if outcomes.of(e.event_id) != {e.expected}}
