@@ -32,7 +32,7 @@ __all__ = ["DigitGroup", "DigitRun", "Normalized", "digit_runs", "fold_char", "n
 _NON_ASCII = re2.compile(r"[^\x00-\x7f]+")
 # A digit run: digits joined by at most three separators, so a gap of four or more splits it.
 _DIGIT_RUN = re2.compile(rb"[0-9](?:[ \t\r\n./\\-]{0,3}[0-9])*")
-_DIGIT_GROUP = re2.compile(rb"[0-9]+")
+_SEPARATORS_TO_SPACE = bytes.maketrans(b"\t\r\n./\\-", b"       ")
 
 _DROPPED_CATEGORIES = frozenset({"Cf", "Cc", "Cs", "Co", "Cn", "Mn", "Me"})
 _SPACE_CATEGORIES = frozenset({"Zs", "Zl", "Zp"})
@@ -190,12 +190,15 @@ def digit_runs(data: bytes, min_digits: int = 1) -> list[DigitRun]:
         start, end = match.span()
         if end - start < min_digits:
             continue
-        groups, parts, count = [], [], 0
-        for g in _DIGIT_GROUP.finditer(data, start, end):
-            g_start, g_end = g.span()
-            groups.append(DigitGroup(count, g_start, g_end))
-            parts.append(g.group())
-            count += g_end - g_start
+        # Every separator is one byte, so splitting on them gives exact positions without a
+        # regex match object per group (the re2 wrapper costs microseconds per match).
+        groups, parts, count, pos = [], [], 0, start
+        for part in data[start:end].translate(_SEPARATORS_TO_SPACE).split(b" "):
+            if part:
+                groups.append(DigitGroup(count, pos, pos + len(part)))
+                parts.append(part)
+                count += len(part)
+            pos += len(part) + 1
         if count < min_digits:
             continue
         ending = {grp.first + grp.end - grp.start: i for i, grp in enumerate(groups)}

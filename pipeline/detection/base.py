@@ -27,6 +27,7 @@ _REGISTRY: dict[str, type[Detector]] = {}
 
 _ALNUM = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _JOINERS = frozenset(b"-./_#\\")
+_TOKEN_END = re2.compile(rb"[^0-9A-Za-z]")
 # Words that mark a number as something other than personal data, checked just before it.
 _NOT_PERSONAL = re2.compile(
     rb"(?i)(?:order|invoice|tracking|track|sku|item|part|serial|model|ticket|version|build|"
@@ -70,6 +71,9 @@ class ScanContext:
             or (self.hint and pattern.search(self.hint))
         )
 
+    def hint_has(self, pattern: re2._Regexp) -> bool:
+        return bool(self.hint) and pattern.search(self.hint) is not None
+
     def labelled_not_personal(self, start: int) -> bool:
         """Is the number at ``start`` introduced as an order, tracking, SKU, version ... number?"""
         return bool(_NOT_PERSONAL.search(self.data[max(0, start - 32) : start]))
@@ -111,8 +115,9 @@ class PatternDetector(Detector):
     pattern: ClassVar[re2._Regexp]
 
     def find(self, ctx: ScanContext) -> Iterator[tuple[int, int]]:
-        """View spans of confirmed findings. On a rejected candidate the search resumes one byte
-        later, so a false candidate cannot swallow a real one that overlaps it."""
+        """View spans of confirmed findings. After a rejected candidate the search resumes at the
+        next token inside it, so a false candidate cannot swallow a real one that overlaps it,
+        while one long token (a megabyte of digits) is still tried once, not once per byte."""
         pos, data = 0, ctx.data
         while True:
             match = self.pattern.search(data, pos)
@@ -121,7 +126,9 @@ class PatternDetector(Detector):
             ctx.budget.check()
             span = self.confirm(ctx, match.start(), match.end())
             if span is None:
-                pos = match.start() + 1
+                pos = self.resume_after(ctx, match.start(), match.end())
+                if pos is None:
+                    return
             else:
                 yield span
                 pos = max(span[1], match.start() + 1)
@@ -129,6 +136,11 @@ class PatternDetector(Detector):
     @abstractmethod
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
         """The confirmed view span within a candidate, or None."""
+
+    def resume_after(self, ctx: ScanContext, start: int, end: int) -> int | None:
+        """Where to search next after rejecting [start, end): the next token inside it."""
+        boundary = _TOKEN_END.search(ctx.data, start + 1)
+        return None if boundary is None else boundary.start()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ def luhn_valid(digits: str) -> bool:
 
 def card_issuer_ok(digits: str) -> bool:
     """Does ``digits`` start with a known issuer prefix that issues cards of this length?"""
+    if digits[0] not in "23456":
+        return False
     n = len(digits)
     for width, low, high, lengths in _CARD_RANGES:
         if n in lengths and low <= int(digits[:width]) <= high:

@@ -15,3 +15,7 @@ class DeIdnrDetector(NationalIdDetector):
     context = "never"
     keywords = id_keywords("steuer id", "steuerid", "steuer-idnr", "idnr", "steueridentifikationsnummer")
     validate = staticmethod(idnr.is_valid)
+
+    def plausible(self, digits: str) -> bool:
+        # No leading zero; in the first ten digits one digit repeats (so 8 or 9 distinct digits).
+        return digits[0] != "0" and len(set(digits[:10])) in (8, 9)

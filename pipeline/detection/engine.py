@@ -7,7 +7,7 @@ import re2
 from pipeline.detection.base import DigitDetector, PatternDetector, ScanContext, Span, Window, registry
 from pipeline.detection.budget import Budget
 from pipeline.detection.encoded import DECODERS, base64_tokens
-from pipeline.normalize import normalize
+from pipeline.normalize import DigitRun, normalize
 
 MAX_DEPTH = 2  # decode encoded tokens inside encoded tokens this deep, no deeper
 ENCODED = "encoded"  # finding type for printable base64 still nested beyond MAX_DEPTH: hold it
@@ -44,21 +44,49 @@ def _all() -> _Detectors:
 
 
 def _digit_findings(ctx: ScanContext, by_length: dict[int, list[DigitDetector]]) -> list[tuple[str, int, int]]:
-    found = []
+    found: list[tuple[str, int, int]] = []
     for run in ctx.runs():
         ctx.budget.check()
-        for index, group in enumerate(run.groups):
-            for length, detectors in by_length.items():
-                last = run.last_group(index, length)
-                if last is None:
-                    continue
-                window = Window(run, index, last, group.start, run.groups[last].end)
-                digits = run.digits[group.first : group.first + length]
-                for detector in detectors:
-                    if detector.confirm(ctx, digits, window):
-                        found.append((detector.name, window.start, window.end))
-                        break
+        if run.uniformly_grouped(ctx.data):
+            _tile_uniform_run(ctx, run, by_length, found)
+            continue
+        for index in range(len(run.groups)):
+            if index % 256 == 255:
+                ctx.budget.check()
+            _try_windows_at(ctx, run, index, by_length, found)
     return found
+
+
+def _try_windows_at(ctx: ScanContext, run: DigitRun, index: int, by_length: dict[int, list[DigitDetector]],
+                    found: list[tuple[str, int, int]]) -> int | None:
+    """Try every window starting at group ``index``; the last group of the longest hit, if any."""
+    group, hit = run.groups[index], None
+    for length, detectors in by_length.items():
+        last = run.last_group(index, length)
+        if last is None:
+            continue
+        window = Window(run, index, last, group.start, run.groups[last].end)
+        digits = run.digits[group.first : group.first + length]
+        for detector in detectors:
+            if detector.confirm(ctx, digits, window):
+                found.append((detector.name, window.start, window.end))
+                hit = last if hit is None else max(hit, last)
+                break
+    return hit
+
+
+def _tile_uniform_run(ctx: ScanContext, run: DigitRun, by_length: dict[int, list[DigitDetector]],
+                      found: list[tuple[str, int, int]]) -> None:
+    """An evenly grouped run (``9400 1000 0000 ...``, ``4 1 1 1 ...``) is read left to right: values
+    start at its first group or right after a previous value, never at an arbitrary group inside.
+    This keeps a megabyte of ``1 2 3 4 ...`` linear with a small constant."""
+    index = 0
+    while index < len(run.groups):
+        ctx.budget.check()
+        hit = _try_windows_at(ctx, run, index, by_length, found)
+        if hit is None:
+            return
+        index = hit + 1
 
 
 def _scan_view(text: str, budget: Budget, hint: str | None, depth: int) -> list[tuple[str, int, int]]:

@@ -26,6 +26,9 @@ class FrNirDetector(NationalIdDetector):
     keywords = id_keywords("nir", "securite sociale", "secu", "insee", "numero de securite")
     validate = staticmethod(nir_valid)
 
+    def plausible(self, digits: str) -> bool:
+        return digits[0] in "12"
+
 
 class FrNirCorsicaDetector(PatternDetector):
     name = "fr_nir_corsica"

@@ -35,19 +35,29 @@ class NationalIdDetector(DigitDetector):
     validate: ClassVar[Callable[[str], bool]]
 
     def confirm(self, ctx: ScanContext, digits: str, window: Window) -> bool:
+        # Cheapest checks first: deep inside a long run most windows fail before any checksum.
         start, end = window.start, window.end
-        if not (ctx.isolated(start, end) and type(self).validate(digits)):
+        if not (self.plausible(digits) and ctx.isolated(start, end)):
             return False
-        if ctx.labelled_not_personal(start):
+        if self.context != "never" and not (self.labelled(ctx, window) or self.formatted(ctx, start, end)):
             return False
-        if self.context == "never":
-            return True
-        if ctx.near(self.keywords, start, end):
-            return True
-        return self.context == "unless_formatted" and self.formatted(ctx, start, end)
+        return not ctx.labelled_not_personal(start) and type(self).validate(digits)
+
+    def plausible(self, digits: str) -> bool:
+        """A cheap pre-check before the stdnum validator; subclasses narrow it."""
+        return True
+
+    def labelled(self, ctx: ScanContext, window: Window) -> bool:
+        """A keyword near the window (only possible near the ends of its run) or in the hint."""
+        run = window.run
+        if window.start - run.start <= 48 or run.end - window.end <= 24:
+            return ctx.near(self.keywords, window.start, window.end)
+        return ctx.hint_has(self.keywords)
 
     def formatted(self, ctx: ScanContext, start: int, end: int) -> bool:
-        return self.formats is not None and self.formats.fullmatch(ctx.data[start:end]) is not None
+        if self.context != "unless_formatted" or self.formats is None or end - start > 16:
+            return False
+        return self.formats.fullmatch(ctx.data[start:end]) is not None
 
 
 def id_keywords(*words: str) -> re2._Regexp:

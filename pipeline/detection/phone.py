@@ -21,6 +21,7 @@ _CONTEXT = keywords(
 )
 _REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "PL", "SE", "IE", "AT", "CH", "BE")
 _SEPARATORS = frozenset(b" \t\r\n.-/()")
+_RUN_REST = re2.compile(rb"[0-9 \t\r\n./()-]*")
 
 
 def _valid(text: str, regions: tuple[str | None, ...]) -> bool:
@@ -44,6 +45,11 @@ def _continues(data: bytes, start: int, end: int) -> bool:
 class PhoneDetector(PatternDetector):
     name = "phone"
     pattern = _PATTERN
+
+    def resume_after(self, ctx: ScanContext, start: int, end: int) -> int | None:
+        # No phone starts inside a longer run of digits (see _continues): skip the whole run.
+        rest = _RUN_REST.match(ctx.data, end)
+        return rest.end() if rest is not None else end
 
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
         while end > start and ctx.data[end - 1] in _SEPARATORS:

@@ -13,6 +13,7 @@ import string
 from collections.abc import Callable
 from urllib.parse import quote
 
+import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum.es import dni, nie
 from stdnum.fr import nir
@@ -146,6 +147,14 @@ def email(rng: random.Random) -> str:
 
 
 def phone(rng: random.Random) -> str:
+    """A number ``phonenumbers`` accepts as valid, in international format."""
+    while True:
+        value = _phone_candidate(rng)
+        if phonenumbers.is_valid_number(phonenumbers.parse(value)):
+            return value
+
+
+def _phone_candidate(rng: random.Random) -> str:
     return rng.choice([
         f"+44 20 7946 {rng.randint(0, 9999):04d}",
         f"+1 415 555 {rng.randint(0, 9999):04d}".replace("555", str(rng.randint(200, 999))),
