@@ -24,6 +24,10 @@ from tests.conftest import REPO, wait_for
 pytestmark = pytest.mark.integration
 
 
+def _all_of(messages, ids):
+    return messages if {m.key.decode() for m in messages} >= ids else None
+
+
 def _verified(bootstrap, keys, events):
     records, checkpoints = asyncio.run(read_trail(bootstrap, "flow"))
     report = verify(records, checkpoints, keys)
@@ -93,7 +97,9 @@ def test_when_a_mixed_batch_flows_then_each_event_ends_in_its_one_expected_outco
         asyncio.run(produce(kafka_bootstrap, "flow", mix))
         outcomes = asyncio.run(collect(kafka_bootstrap, loaded.policy, {e.event_id for e in mix}, 150))
         assert worker.alive, worker.log_tail()
-        provenance = asyncio.run(read_topic(kafka_bootstrap, RegionTopics("flow").provenance))
+        ids = {e.event_id for e in mix}
+        provenance = wait_for(lambda: _all_of(asyncio.run(read_topic(kafka_bootstrap, RegionTopics("flow").provenance)), ids),
+                              60, "a provenance fragment for every event")
         changelog = RegionTopics("flow").changelog("provenance")
         wait_for(lambda: {m.key.decode() for m in asyncio.run(read_topic(kafka_bootstrap, changelog))}
                  >= {e.event_id for e in mix}, 60, "every event id in the provenance table's changelog")
