@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -22,7 +23,8 @@ import orjson
 
 from pipeline import broker
 from pipeline.admin import apply_topics
-from pipeline.audit import generate_signing_key, load_signing_key
+from pipeline.audit import generate_signing_key, load_public_keys, load_signing_key, verify
+from pipeline.auditcli import read_trail
 from pipeline.generator import GeneratedEvent, generate
 from pipeline.harness import collect, leaked, produce
 from pipeline.policy import load_policy
@@ -68,6 +70,7 @@ def run_demo(events: int, home: Path, port: int = 0) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="demo-", dir=home))
     loaded = load_policy(EXAMPLE_POLICY)
     choice, worker = None, None
+    keep_dir = True
     try:
         say(f"policy {EXAMPLE_POLICY.name} (region {loaded.policy.region}, hash {loaded.hash[:19]}...)")
         ports = [port, port + 1] if port else broker.free_ports(2)
@@ -88,7 +91,11 @@ def run_demo(events: int, home: Path, port: int = 0) -> int:
                                run_dir / "worker.log", {"RESIDENCY_KEYS_FILE": str(keys_file),
                                                         "RESIDENCY_AUDIT_SIGNING_KEY": signing_key}).start()
         say(f"worker started (pid {worker.proc.pid}, log {worker.log_path})")
-        return _exercise(choice.bootstrap, loaded, events, run_dir.name, worker)
+        code = _exercise(choice.bootstrap, loaded, events, run_dir.name, worker,
+                         load_signing_key(signing_key).public_key_pem())
+        if code == 0:
+            keep_dir = False
+        return code
     except KeyboardInterrupt:
         say("interrupted; stopping everything")
         return 130
@@ -102,9 +109,14 @@ def run_demo(events: int, home: Path, port: int = 0) -> int:
         if choice is not None:
             choice.stop()
             say("broker stopped" if choice.started_here else "broker left running (not ours)")
+        if keep_dir:
+            say(f"logs and data kept in {run_dir}")
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _exercise(bootstrap: str, loaded, count: int, run: str, worker: WorkerProcess) -> int:  # noqa: ANN001
+def _exercise(bootstrap: str, loaded, count: int, run: str, worker: WorkerProcess,  # noqa: ANN001
+              public_pem: str) -> int:
     mix = list(generate(count, seed=int(time.time())))
     _tag(mix, run)
     expected = {e.event_id: e.expected for e in mix}
@@ -123,7 +135,22 @@ def _exercise(bootstrap: str, loaded, count: int, run: str, worker: WorkerProces
     say(f"  {'total':<11} {sum(counts.values()):>6} of {count} produced; "
         f"{len(missing)} without outcome, {len(wrong)} unexpected, {len(leaks)} raw values leaked")
     _show_sample(outcomes, bootstrap, loaded, mix)
-    return 0 if not (missing or wrong or leaks) else 1
+    audit_ok = _verify_audit(bootstrap, loaded, public_pem, len(mix))
+    return 0 if not (missing or wrong or leaks) and audit_ok else 1
+
+
+def _verify_audit(bootstrap: str, loaded, public_pem: str, events: int) -> bool:  # noqa: ANN001
+    """Wait until the audit trail covers every event (it trails the outcomes slightly), then verify it."""
+    keys = load_public_keys([public_pem])
+    deadline = time.monotonic() + 60
+    while True:
+        records, checkpoints = asyncio.run(read_trail(bootstrap, loaded.policy.region))
+        report = verify(records, checkpoints, keys)
+        if not report.ok or report.counts.event_ids >= events or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    say(f"audit trail: {report.summary()}")
+    return report.ok and report.counts.event_ids >= events
 
 
 def _show_sample(outcomes, bootstrap: str, loaded, mix: list[GeneratedEvent]) -> None:  # noqa: ANN001
@@ -143,8 +170,8 @@ def _show_sample(outcomes, bootstrap: str, loaded, mix: list[GeneratedEvent]) ->
         say(f"provenance of {event_id}: {stage['decision']} -> {stage['destination']['topic']}"
             f"[{stage['destination']['partition']}]@{stage['destination']['offset']}, "
             f"masking {[m['strategy'] + ':' + m['path'] for m in stage['masking']]}")
-    say(f"look up any event's provenance with: residency trace EVENT_ID --policy {EXAMPLE_POLICY} "
-        f"--bootstrap {bootstrap}")
+    say("against a running fleet: residency trace EVENT_ID --policy POLICY; "
+        "residency audit verify --policy POLICY --public-key PEM")
 
 
 if __name__ == "__main__":
