@@ -97,7 +97,6 @@ class Detector(ABC):
 
     name: ClassVar[str]
     country: ClassVar[str | None] = None  # ISO 3166 alpha-2, None for global types
-    needs: ClassVar[str] = "digit"  # which pre-filter group must have matched: digit / email / any
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -18,7 +18,6 @@ _PATTERN = re2.compile(
 
 class EmailDetector(PatternDetector):
     name = "email"
-    needs = "email"
     pattern = _PATTERN
 
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:

@@ -14,7 +14,7 @@ ENCODED = "encoded"  # finding type for printable base64 still nested beyond MAX
 
 # One pass over the view decides which detector groups can possibly match.
 _PREFILTER = re2.Set.SearchSet()
-_GROUPS = ("digit", "email", "encoded")
+_GROUPS = ("digit", "email", "encoded")  # "email" is informational; pattern detectors use their own set
 for _pattern in (rb"[0-9]", rb"(?i)@|[\[\(\{<]\s*at\s*[\]\)\}>]", rb"[A-Za-z0-9+/_-]{8}|%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}"):
     _PREFILTER.Add(_pattern)
 _PREFILTER.Compile()
@@ -26,6 +26,11 @@ class _Detectors:
     def __init__(self) -> None:
         instances = [cls() for _, cls in sorted(registry().items())]
         self.pattern = [d for d in instances if isinstance(d, PatternDetector)]
+        # One RE2 set of every candidate pattern: a single pass tells which detectors can match.
+        self.prefilter = re2.Set.SearchSet()
+        for detector in self.pattern:
+            self.prefilter.Add(detector.pattern.pattern)
+        self.prefilter.Compile()
         self.by_length: dict[int, list[DigitDetector]] = {}
         for d in instances:
             if isinstance(d, DigitDetector):
@@ -99,9 +104,9 @@ def _scan_view(text: str, budget: Budget, hint: str | None, depth: int) -> list[
     found: list[tuple[str, int, int]] = []
     if "digit" in groups:
         found.extend(_digit_findings(ctx, detectors.by_length))
-    for detector in detectors.pattern:
-        if detector.needs in groups:
-            found.extend((detector.name, s, e) for s, e in detector.find(ctx))
+    for index in sorted(detectors.prefilter.Match(ctx.data) or ()):
+        detector = detectors.pattern[index]
+        found.extend((detector.name, s, e) for s, e in detector.find(ctx))
     if "encoded" in groups:
         found.extend(_encoded_findings(ctx, hint, depth))
     return [(kind, *view.to_original(s, e)) for kind, s, e in found]
@@ -118,7 +123,9 @@ def _encoded_findings(ctx: ScanContext, hint: str | None, depth: int) -> list[tu
             inner_hint = f"{hint or ''} {ctx.text(max(0, start - 48), start)}"
             inner = _scan_view(decoded, ctx.budget, inner_hint, depth + 1)
             if inner:
-                found.append((inner[0][0], start, end))
+                # The token takes the type of its largest finding (an IBAN over a card-like slice).
+                kind = max(inner, key=lambda f: f[2] - f[1])[0]
+                found.append((kind, start, end))
     return found
 
 

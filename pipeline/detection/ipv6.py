@@ -14,7 +14,6 @@ _WORD = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 
 class Ipv6Detector(PatternDetector):
     name = "ipv6"
-    needs = "any"
     pattern = _PATTERN
 
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:

@@ -15,7 +15,6 @@ _S = r"[ \t\r\n./\\-]{0,3}"
 class ItCodiceFiscaleDetector(PatternDetector):
     name = "it_codice_fiscale"
     country = "IT"
-    needs = "any"  # with full omocodia a valid code holds no digit at all
     pattern = re2.compile(
         ("(?i)\\b" + _S.join(["[a-z]"] * 6 + [_D, _D, "[abcdehlmprst]", _D, _D, "[a-z]", _D, _D, _D, "[a-z]"]) + "\\b").encode()
     )

@@ -7,10 +7,12 @@ falling back to a default (presidio's silent ``replace`` fallback is what we avo
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.keys import KeyRing
@@ -97,6 +99,14 @@ def map_leaves(value: object, fn: Callable[[object], object]) -> object:
     if value is None:
         return None
     return fn(value)
+
+
+def canonical_json(value: object) -> bytes:
+    """Canonical JSON bytes (sorted keys, no spaces); integers beyond 64 bits fall back to ``json``."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def registry() -> dict[str, type[Strategy]]:

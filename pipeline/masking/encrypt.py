@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 import os
 
-import orjson
+import json
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import Field
 
 from pipeline.keys import KeyRing
-from pipeline.masking.base import MaskingError, StrictParams, Strategy
+from pipeline.masking.base import MaskingError, StrictParams, Strategy, canonical_json
 
 PREFIX = "enc:v1:"
 _NONCE = 12
@@ -59,7 +59,7 @@ def decrypt(token: str, keys: KeyRing, context: str = "") -> object:
         plaintext = aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad)
     except InvalidTag:
         raise MaskingError(f"decrypt: authentication failed under key {key_id!r} and this context") from None
-    return orjson.loads(plaintext)
+    return json.loads(plaintext)  # not orjson: it refuses integers beyond 64 bits
 
 
 class Encrypt(Strategy):
@@ -87,6 +87,6 @@ class Encrypt(Strategy):
         if value is None or self._is_own_output(value):
             return value
         nonce = os.urandom(_NONCE)
-        sealed = self._aead.encrypt(nonce, orjson.dumps(value), self._aad)
+        sealed = self._aead.encrypt(nonce, canonical_json(value), self._aad)
         body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
         return f"{PREFIX}{self.key_id}:{body}"

@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-import orjson
 from pydantic import Field
 
 from pipeline.keys import KeyRing
-from pipeline.masking.base import StrictParams, Strategy
+from pipeline.masking.base import StrictParams, Strategy, canonical_json
 
 PURPOSE = "hmac-sha256:hash"
 
@@ -30,7 +29,7 @@ def canonical_bytes(value: object) -> bytes:
     other values as canonical JSON with sorted keys."""
     if isinstance(value, str):
         return value.encode("utf-8")
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return canonical_json(value)
 
 
 class Hash(Strategy):

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import base64
 
-import orjson
+import json
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from ff3 import FF3Cipher
 from pydantic import Field
 
 from pipeline.keys import KeyRing
-from pipeline.masking.base import MaskingError, StrictParams, Strategy, map_leaves
+from pipeline.masking.base import MaskingError, StrictParams, Strategy, canonical_json, map_leaves
 
 _DIGITS = frozenset("0123456789")
 _ALNUM = frozenset(FF3Cipher.BASE62)
@@ -93,14 +93,14 @@ class _Codec:
         return out
 
     def envelope(self, value: object) -> str:
-        sealed = self.siv.encrypt(orjson.dumps(value), self.aad)
+        sealed = self.siv.encrypt(canonical_json(value), self.aad)
         return f"{ENVELOPE}{self.key_id}:" + base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
 
     def open_envelope(self, token: str) -> object:
         body = token[len(ENVELOPE) + len(self.key_id) + 1:]
         try:
             sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-            return orjson.loads(self.siv.decrypt(sealed, self.aad))
+            return json.loads(self.siv.decrypt(sealed, self.aad))
         except (ValueError, InvalidTag):
             raise MaskingError(f"detokenize: token is not valid under key {self.key_id!r}") from None
 
