@@ -75,7 +75,8 @@ def env_of(container: dict) -> dict[str, dict]:
 
 def keda_validator():  # noqa: ANN201 - a jsonschema validator
     jsonschema = pytest.importorskip("jsonschema")
-    return jsonschema.Draft202012Validator(json.loads((K8S / "schemas" / "keda-scaledobject-v1alpha1.json").read_text()))
+    schema = json.loads((K8S / "schemas" / "keda-scaledobject-v1alpha1.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
 
 
 # ---- builds and schemas ---------------------------------------------------------------------------
