@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import faust
 
+from pipeline.health import Health
 from pipeline.metrics import Metrics
 from pipeline.plan import DatasetPlan
 from pipeline.policy import LoadedPolicy
@@ -32,6 +33,7 @@ class FleetContext:
     metrics: Metrics
     provenance: Any = None
     audit: Any = None  # pipeline.auditlog.AuditAppender
+    health: Health = field(default_factory=Health)
     fault_hook: FaultHook | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas.decision import Decision
 
@@ -23,6 +23,7 @@ class Metrics:
                               ["dataset", "strategy"], registry=registry)
         self.reasons = Counter("residency_reasons", "Non-cleared outcomes, by dataset and reason class",
                                ["dataset", "outcome", "reason"], registry=registry)
+        self.ready = Gauge("residency_ready", "1 when this worker is ready", registry=registry)
 
     def on_screened(self, dataset: str, decisions: Iterable[Decision]) -> None:
         for d in decisions:

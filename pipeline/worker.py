@@ -23,6 +23,7 @@ from pipeline.policy import LoadedPolicy, PolicyError, load_policy
 from pipeline.settings import Settings
 from pipeline.tables import provenance_table
 from pipeline.topics import topic_specs
+from pipeline.web import register_web
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
     for plan in plans.values():
         register_screen(app, ctx, plan)
     register_record(app, ctx)
+    register_web(app, ctx)
     return ctx
 
 

@@ -125,3 +125,46 @@ def test_when_a_mixed_batch_flows_then_each_event_ends_in_its_one_expected_outco
     for event in mix:
         for secret in event.secrets:
             assert secret.encode() not in raw_blob
+
+
+def _get(port: int, path: str) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+    except OSError:
+        return 0, {}
+
+
+def test_when_a_worker_runs_then_it_serves_health_metrics_and_provenance(
+        kafka_bootstrap, policy_factory, worker_factory):
+    import urllib.request
+
+    loaded = policy_factory(region="web")
+    assert asyncio.run(apply_topics(kafka_bootstrap, topic_specs(loaded.policy))).ok
+    worker = worker_factory(loaded)
+    port = int(worker.command[worker.command.index("--web-port") + 1])
+    wait_for(lambda: _get(port, "/health/ready")[0] == 200, 90, "the worker to become ready")
+    assert _get(port, "/health/live") == (200, {"status": "alive"})
+
+    mix = list(generate(60, seed=5))
+    asyncio.run(produce(kafka_bootstrap, "web", mix))
+    for event in mix[:5]:
+        status, record = wait_for(lambda e=event: (r := _get(port, f"/provenance/{e.event_id}/"))[0] == 200 and r,
+                                  60, f"provenance of {event.event_id}")
+        assert record["event_id"] == event.event_id and record["outcome"] == event.expected
+    assert _get(port, "/provenance/no-such-event/")[0] == 404
+
+    def metrics() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    cleared = sum(1 for e in mix if e.expected == "cleared" and e.dataset == "payments")
+    line = f'residency_events_total{{dataset="payments",outcome="cleared"}} {float(cleared)}'
+    text = wait_for(lambda: t if line in (t := metrics()) else None, 60, "the cleared counter to count every event")
+    assert "faust_messages_received" in text and "residency_ready 1.0" in text
+    assert worker.alive
