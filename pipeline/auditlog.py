@@ -58,6 +58,12 @@ class AuditAppender:
         self._writers: dict[int, ChainWriter] = {}
         self._lock = asyncio.Lock()
         self.last_checkpoint_at: datetime | None = None
+        self._started_at = datetime.now(UTC)
+
+    def checkpoint_age_seconds(self) -> float:
+        """Seconds since this worker last signed a checkpoint (since start when it has not yet)."""
+        since = self.last_checkpoint_at or self._started_at
+        return (datetime.now(UTC) - since).total_seconds()
 
     async def _writer(self, partition: int) -> ChainWriter:
         writer = self._writers.get(partition)

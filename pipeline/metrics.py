@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.decision import Decision
 
@@ -24,6 +24,25 @@ class Metrics:
         self.reasons = Counter("residency_reasons", "Non-cleared outcomes, by dataset and reason class",
                                ["dataset", "outcome", "reason"], registry=registry)
         self.ready = Gauge("residency_ready", "1 when this worker is ready", registry=registry)
+        self.screen_latency = Histogram(
+            "residency_screen_latency_seconds", "Time to screen one record (parse, rules, masking, detection)",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=registry)
+        self.ingress_to_cleared = Histogram(
+            "residency_ingress_to_cleared_seconds",
+            "From the ingress record's timestamp to the broker's ack of its cleared record",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0), registry=registry)
+        self.audit_checkpoint_age = Gauge(
+            "residency_audit_checkpoint_age_seconds", "Seconds since this worker last signed an audit checkpoint",
+            registry=registry)
+        self.consumer_lag = Gauge("residency_consumer_lag", "Records not yet committed, per source partition",
+                                  ["topic", "partition"], registry=registry)
+
+    def on_lag(self, lags: dict[tuple[str, int], int]) -> None:
+        """Replace the lag series with ``lags`` (partitions no longer owned disappear)."""
+        self.consumer_lag.clear()
+        for (topic, partition), lag in lags.items():
+            self.consumer_lag.labels(topic, str(partition)).set(lag)
 
     def on_screened(self, dataset: str, decisions: Iterable[Decision]) -> None:
         for d in decisions:

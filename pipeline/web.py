@@ -12,6 +12,7 @@ from faust.web import Request, Response, View
 
 from pipeline.context import FleetContext
 from pipeline.health import watch_broker
+from pipeline.lag import source_lags
 
 
 def _json(view: View, data: Any, status: int = 200) -> Response:
@@ -41,6 +42,13 @@ def register_web(app: faust.App, ctx: FleetContext) -> None:
             if value is None:
                 return _json(self, {"event_id": event_id, "error": "no provenance for this event id"}, 404)
             return self.bytes(value, content_type="application/json")
+
+    sources = {plan.raw_topic for plan in ctx.plans.values()} | {ctx.topics.provenance}
+    ctx.metrics.audit_checkpoint_age.set_function(ctx.audit.checkpoint_age_seconds)
+
+    @app.timer(interval=5.0)
+    async def measure_lag() -> None:
+        ctx.metrics.on_lag(await source_lags(app, sources))
 
     @app.task
     async def start_broker_watch() -> None:

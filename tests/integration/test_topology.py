@@ -167,4 +167,11 @@ def test_when_a_worker_runs_then_it_serves_health_metrics_and_provenance(
     line = f'residency_events_total{{dataset="payments",outcome="cleared"}} {float(cleared)}'
     text = wait_for(lambda: t if line in (t := metrics()) else None, 60, "the cleared counter to count every event")
     assert "faust_messages_received" in text and "residency_ready 1.0" in text
+    assert "residency_screen_latency_seconds_count" in text and "residency_ingress_to_cleared_seconds_count" in text
+
+    def lag_drained() -> bool:
+        lags = [line for line in metrics().splitlines() if line.startswith("residency_consumer_lag{")]
+        return bool(lags) and all(line.endswith(" 0.0") for line in lags)
+
+    wait_for(lag_drained, 60, "consumer lag to return to zero")
     assert worker.alive

