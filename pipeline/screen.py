@@ -125,8 +125,11 @@ def _screen_key(record: RawRecord, plan: DatasetPlan, budget: detection.Budget,
 
 
 def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: str,
-           fault: FaultHook | None) -> Decision:
+           fault: FaultHook | None, release: bool) -> Decision:
     rules = plan.rules
+    # A release (an approved hold) skips every hold: the human decided. Unexpected PII is masked,
+    # never let through, whatever the dataset says about holding it.
+    on_pii = OnPII.MASK if release and rules.unexpected_pii is OnPII.HOLD else rules.unexpected_pii
     findings: list[Finding] = []
     masked: list[MaskApplied] = []
     budget = detection.Budget(max_seconds=rules.detection_budget_ms / 1000.0)
@@ -134,7 +137,7 @@ def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: 
     if fault:
         fault("policy")
     violation = residency_violation(doc, rules.residency) if rules.residency else None
-    hold_rule = next((r.name for r in rules.hold if conditions_met(doc, r.when)), None)
+    hold_rule = None if release else next((r.name for r in rules.hold if conditions_met(doc, r.when)), None)
     if violation and rules.residency.on_violation is OnViolation.REJECT:
         return Decision(Outcome.REJECTED, event_id, "jurisdiction_violation", violation)
 
@@ -144,15 +147,15 @@ def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: 
     if fault:
         fault("detection")
     if rules.scan_unlisted:
-        _scan(doc, skip, budget, rules.unexpected_pii, findings)
+        _scan(doc, skip, budget, on_pii, findings)
     key = _screen_key(record, plan, budget, findings, masked)
 
-    if findings and rules.unexpected_pii is OnPII.REJECT:
+    if findings and on_pii is OnPII.REJECT:
         return Decision(Outcome.REJECTED, event_id, "unexpected_pii", _kinds(findings), findings=findings)
-    if violation:
+    if violation and not release:
         return Decision(Outcome.HELD, event_id, "jurisdiction_violation", violation,
                         findings=findings, masked=masked, preview=doc)
-    if findings and rules.unexpected_pii is OnPII.HOLD:
+    if findings and on_pii is OnPII.HOLD:
         return Decision(Outcome.HELD, event_id, "unexpected_pii", _kinds(findings),
                         findings=findings, masked=masked, preview=doc)
     if hold_rule:
@@ -166,9 +169,13 @@ def _kinds(findings: list[Finding]) -> str:
     return "found " + ", ".join(sorted({f.type for f in findings}))
 
 
-def screen(record: RawRecord, plan: DatasetPlan, fault: FaultHook | None = None) -> Decision:
+def screen(record: RawRecord, plan: DatasetPlan, fault: FaultHook | None = None, *,
+           release: bool = False) -> Decision:
     """Decide the one outcome of ``record`` under ``plan``.
 
+    ``release=True`` screens a held record that approvers released: hold rules and a held
+    jurisdiction no longer hold it, but masking, detection and every reject rule still apply, so
+    the result is cleared (masked), rejected or dead-lettered, or held again on a detection timeout.
     ``fault`` is a test hook called with the stage name ("policy", "masking", "detection") so the
     fault tests can inject an exception or a delay; it is ``None`` in production.
     """
@@ -183,7 +190,7 @@ def screen(record: RawRecord, plan: DatasetPlan, fault: FaultHook | None = None)
         if broken:
             return _dead(event_id, "contract_violation", broken)
     try:
-        return _route(parsed, record, plan, event_id, fault)
+        return _route(parsed, record, plan, event_id, fault, release)
     except (DetectionBudgetExceeded, TimeoutError):
         return Decision(Outcome.HELD, event_id, "detection_budget_exceeded",
                         "detection did not finish within the record's budget")

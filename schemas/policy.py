@@ -100,6 +100,16 @@ class ResidencyRule(Strict):
     on_violation: OnViolation = OnViolation.REJECT
 
 
+class Approval(Strict):
+    """Who may release or reject a held record, and for how long it waits."""
+
+    groups: list[str] = Field(min_length=1, description="approver groups (from the token's groups claim)")
+    mode: Literal["any", "all"] = Field(default="any", description="any-of the groups, or one approver from each")
+    required_approvals: int = Field(default=1, ge=1, le=10, description="distinct approvers needed")
+    ttl_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400, description="a hold older than this expires")
+    require_justification: bool = True
+
+
 class Dataset(Strict):
     partitions: int = Field(ge=1, le=1024)
     key_field: str | None = None
@@ -110,10 +120,20 @@ class Dataset(Strict):
     unexpected_pii: OnPII = OnPII.MASK
     hold: list[HoldRule] = Field(default_factory=list)
     residency: ResidencyRule | None = None
+    approval: Approval | None = None
     max_record_bytes: int = Field(default=1_048_576, ge=1024, le=16 * 1_048_576)
     detection_budget_ms: float = Field(default=50.0, gt=0, le=10_000)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _holds_have_approvers(self) -> Dataset:
+        holds = bool(self.hold) or self.unexpected_pii is OnPII.HOLD or (
+            self.residency is not None and self.residency.on_violation is OnViolation.HOLD)
+        if holds and self.approval is None:
+            raise ValueError("this dataset can hold records, so it needs an 'approval' section "
+                             "(groups, ttl_seconds...) saying who may release them")
+        return self
 
     @field_validator("masking")
     @classmethod

@@ -149,3 +149,21 @@ def test_when_outputs_are_built_then_restricted_topics_keep_raw_bytes_and_fragme
     assert envelope["raw_value_b64"] and envelope["reason"] == "hold_rule:high-value"
     fragment = orjson.dumps(screen_fragment(decision, raw, plan, out, 0, 7, "t"))
     assert CARD.encode() not in fragment and b"Anna Berg" not in fragment
+
+
+def test_when_a_held_payment_is_released_then_it_is_cleared_and_masked(plans):
+    decision = screen(record(payment(amount=25_000)), plans["payments"], release=True)
+    assert decision.outcome is Outcome.CLEARED
+    assert CARD not in decision.value.decode() and "anna.berg@example.com" not in decision.value.decode()
+
+
+def test_when_a_foreign_subject_is_released_then_it_is_still_rejected_where_the_policy_rejects(plans):
+    doc = payment()
+    doc["subject"]["country"] = "US"
+    assert screen(record(doc), plans["payments"], release=True).outcome is Outcome.REJECTED
+
+
+def test_when_a_held_ticket_is_released_then_the_foreign_subject_clears_masked(plans):
+    doc = {"ticket_id": "t-1", "body": f"card {CARD}", "customer": {"country": "BR", "email": "x@example.com"}}
+    decision = screen(record(doc, dataset="tickets"), plans["tickets"], release=True)
+    assert decision.outcome is Outcome.CLEARED and CARD not in decision.value.decode()
