@@ -190,6 +190,10 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--policy", type=Path, required=True)
     tr.add_argument("--bootstrap")
     tr.set_defaults(func=cmd_trace)
+
+    from pipeline.heldcli import add_parsers as add_held_parsers
+
+    add_held_parsers(sub)
     return p
 
 

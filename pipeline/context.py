@@ -35,6 +35,8 @@ class FleetContext:
     audit: Any = None  # pipeline.auditlog.AuditAppender
     health: Health = field(default_factory=Health)
     fault_hook: FaultHook | None = None
+    verifier: Any = None  # pipeline.identity.JwtVerifier for approver tokens
+    held: Any = None  # the held table (agents/decide.py)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

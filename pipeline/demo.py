@@ -27,12 +27,17 @@ from pipeline.audit import generate_signing_key, load_public_keys, load_signing_
 from pipeline.auditcli import read_trail
 from pipeline.generator import GeneratedEvent, generate
 from pipeline.harness import collect, leaked, produce
+from pipeline.identity import LocalIssuer
 from pipeline.policy import load_policy
 from pipeline.runner import WorkerProcess
 from pipeline.topics import topic_specs
 from pipeline.trace import read_provenance
 
 EXAMPLE_POLICY = Path(__file__).parent / "examples" / "eu-policy.yaml"
+
+
+class WorkerDied(RuntimeError):
+    """The demo's worker exited while the demo waited for outcomes."""
 
 
 def say(message: str) -> None:
@@ -65,7 +70,10 @@ def write_demo_keys(path: Path) -> None:
 
 def run_demo(events: int, home: Path, port: int = 0) -> int:
     """Run the demo; returns the exit code (0 when every event has its expected outcome and nothing leaked)."""
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM both stop the demo and everything it started, even where the demo was
+    # launched with SIGINT ignored (a background job of a non-interactive shell inherits that).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     home.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="demo-", dir=home))
     loaded = load_policy(EXAMPLE_POLICY)
@@ -87,9 +95,13 @@ def run_demo(events: int, home: Path, port: int = 0) -> int:
         write_demo_keys(keys_file)
         signing_key = generate_signing_key()
         (run_dir / "audit-public.pem").write_text(load_signing_key(signing_key).public_key_pem())
+        idp = LocalIssuer.create(run_dir / "idp")
         worker = WorkerProcess(EXAMPLE_POLICY, choice.bootstrap, run_dir / "data", broker.free_port(),
                                run_dir / "worker.log", {"RESIDENCY_KEYS_FILE": str(keys_file),
-                                                        "RESIDENCY_AUDIT_SIGNING_KEY": signing_key}).start()
+                                                        "RESIDENCY_AUDIT_SIGNING_KEY": signing_key,
+                                                        "RESIDENCY_JWKS": str(idp.jwks_path),
+                                                        "RESIDENCY_JWT_ISSUER": idp.issuer,
+                                                        "RESIDENCY_JWT_AUDIENCE": idp.audience}).start()
         say(f"worker started (pid {worker.proc.pid}, log {worker.log_path})")
         code = _exercise(choice.bootstrap, loaded, events, run_dir.name, worker,
                          load_signing_key(signing_key).public_key_pem())
@@ -121,10 +133,18 @@ def _exercise(bootstrap: str, loaded, count: int, run: str, worker: WorkerProces
     _tag(mix, run)
     expected = {e.event_id: e.expected for e in mix}
     asyncio.run(produce(bootstrap, loaded.policy.region, mix, _bar("produced")))
-    outcomes = asyncio.run(collect(bootstrap, loaded.policy, set(expected), timeout_s=180,
-                                   progress=_bar("events with an outcome")))
-    if not worker.alive:
-        say("the worker died; last lines of its log:\n" + worker.log_tail())
+    show = _bar("events with an outcome")
+
+    def progress(done: int, total: int) -> None:
+        if not worker.alive:
+            raise WorkerDied(worker.log_tail())
+        show(done, total)
+
+    try:
+        outcomes = asyncio.run(collect(bootstrap, loaded.policy, set(expected), timeout_s=180, progress=progress))
+    except WorkerDied as exc:
+        say(f"the worker stopped; last lines of its log:\n{exc}")
+        return 1
     counts = outcomes.counts()
     missing = [e for e in expected if not outcomes.of(e)]
     wrong = [e for e, want in expected.items() if outcomes.of(e) and outcomes.of(e) != {want}]

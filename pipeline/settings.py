@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     log_level: str = "info"
+    jwks: str | None = Field(default=None, description="approver tokens: JWKS file path or https URL")
+    jwt_issuer: str | None = Field(default=None, description="approver tokens: the trusted issuer (iss)")
+    jwt_audience: str | None = Field(default=None, description="approver tokens: this fleet's audience (aud)")
+    jwt_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    expiry_check_s: float = Field(default=5.0, gt=0, le=3600, description="how often each worker looks for expired holds")
 
     @field_validator("keys", mode="before")
     @classmethod

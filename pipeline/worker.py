@@ -16,6 +16,7 @@ from pipeline.audit import SigningKeyError, load_signing_key
 from pipeline.auditlog import AuditAppender
 from pipeline.app import create_app
 from pipeline.context import FleetContext
+from pipeline.identity import approver_verifier
 from pipeline.keys import MissingKeyError
 from pipeline.metrics import Metrics
 from pipeline.plan import compile_plans
@@ -46,9 +47,16 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
         signer = load_signing_key(settings.audit_signing_key)
     except SigningKeyError as exc:
         raise StartupRefused(f"RESIDENCY_AUDIT_SIGNING_KEY: {exc}") from None
+    verifier = None
+    if any(d.approval is not None for d in loaded.policy.datasets.values()):
+        try:
+            verifier = approver_verifier(settings.jwks, settings.jwt_issuer, settings.jwt_audience,
+                                         settings.jwt_leeway_s)
+        except ValueError as exc:
+            raise StartupRefused(str(exc)) from None
     app = create_app(settings, loaded.policy.region)
     ctx = FleetContext(settings=settings, loaded=loaded, plans=plans, app=app,
-                       metrics=Metrics(registry or CollectorRegistry()))
+                       metrics=Metrics(registry or CollectorRegistry()), verifier=verifier)
     ctx.provenance = provenance_table(app, loaded.policy.topology.audit_partitions)
     ctx.audit = AuditAppender(
         bootstrap=settings.bootstrap_servers, audit_topic=ctx.topics.audit,

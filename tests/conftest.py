@@ -67,8 +67,21 @@ def audit_signing_key() -> str:
     return generate_signing_key()
 
 
+@pytest.fixture(scope="session")
+def local_idp(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - pipeline.identity.LocalIssuer
+    """A local identity provider whose JWKS every test worker trusts for approver tokens."""
+    from pipeline.identity import LocalIssuer
+
+    return LocalIssuer.create(tmp_path_factory.mktemp("idp"))
+
+
+def idp_env(issuer) -> dict[str, str]:  # noqa: ANN001
+    return {"RESIDENCY_JWKS": str(issuer.jwks_path), "RESIDENCY_JWT_ISSUER": issuer.issuer,
+            "RESIDENCY_JWT_AUDIENCE": issuer.audience}
+
+
 @pytest.fixture
-def worker_factory(kafka_bootstrap: str, keys_file: Path, audit_signing_key: str,
+def worker_factory(kafka_bootstrap: str, keys_file: Path, audit_signing_key: str, local_idp,  # noqa: ANN001
                    tmp_path: Path) -> Iterator[Callable[..., object]]:
     """Start real worker processes (stopped at teardown); each gets its own data dir and web port."""
     from pipeline.broker import free_port
@@ -80,7 +93,7 @@ def worker_factory(kafka_bootstrap: str, keys_file: Path, audit_signing_key: str
         worker = WorkerProcess(
             loaded.path, kafka_bootstrap, tmp_path / name / "data", free_port(), tmp_path / name / "worker.log",
             {"RESIDENCY_KEYS_FILE": str(keys_file), "RESIDENCY_AUDIT_SIGNING_KEY": audit_signing_key,
-             **(env or {})},
+             **idp_env(local_idp), **(env or {})},
         )
         started.append(worker.start())
         return worker
