@@ -35,8 +35,22 @@ class Metrics:
         self.audit_checkpoint_age = Gauge(
             "residency_audit_checkpoint_age_seconds", "Seconds since this worker last signed an audit checkpoint",
             registry=registry)
+        self.held_backlog = Gauge("residency_held_backlog", "Holds awaiting a decision on this worker",
+                                  registry=registry)
+        self.hold_age = Gauge("residency_hold_age_seconds", "Age of this worker's oldest open hold",
+                              registry=registry)
+        self.hold_ttl = Gauge("residency_hold_ttl_seconds", "TTL of this worker's oldest open hold (0: none)",
+                              registry=registry)
+        self.approval_latency = Histogram(
+            "residency_approval_latency_seconds", "From hold to its release, rejection or expiry",
+            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 86_400, 7 * 86_400), registry=registry)
         self.consumer_lag = Gauge("residency_consumer_lag", "Records not yet committed, per source partition",
                                   ["topic", "partition"], registry=registry)
+
+    def on_holds(self, backlog: int, oldest_age_s: float, oldest_ttl_s: float) -> None:
+        self.held_backlog.set(backlog)
+        self.hold_age.set(oldest_age_s)
+        self.hold_ttl.set(oldest_ttl_s)
 
     def on_lag(self, lags: dict[tuple[str, int], int]) -> None:
         """Replace the lag series with ``lags`` (partitions no longer owned disappear)."""

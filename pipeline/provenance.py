@@ -11,12 +11,14 @@ from typing import Any
 import orjson
 
 TERMINAL = {"cleared", "rejected", "deadletter", "released", "expired"}
+# Decide-stage notes that change no outcome: a refused decision, an approval short of the quorum.
+NOTES = {"refused", "approval_recorded"}
 
 
 def _identity(fragment: dict[str, Any]) -> tuple[Any, ...]:
     dest = fragment.get("destination") or {}
     return (fragment.get("stage"), fragment.get("decision"), dest.get("topic"), dest.get("offset"),
-            fragment.get("source", {}).get("offset"))
+            (fragment.get("source") or {}).get("offset"), fragment.get("decision_id"))
 
 
 def fold(existing: bytes | None, fragment: dict[str, Any]) -> bytes | None:
@@ -33,7 +35,7 @@ def fold(existing: bytes | None, fragment: dict[str, Any]) -> bytes | None:
         if field in fragment and field not in record:
             record[field] = fragment[field]
     decision = fragment.get("decision")
-    if decision:
+    if decision and decision not in NOTES and not (record.get("terminal") and decision not in TERMINAL):
         record["outcome"] = decision
         record["terminal"] = decision in TERMINAL
     return orjson.dumps(record)

@@ -97,5 +97,6 @@ def topic_specs(policy: Policy) -> list[TopicSpec]:
         spec(names.audit, topo.audit_partitions, audit_config),
         spec(names.audit_checkpoints, topo.audit_partitions, audit_config),
         spec(names.changelog("provenance"), topo.audit_partitions, COMPACT),
+        spec(names.changelog("held"), topo.held_partitions, COMPACT),  # the decide agent's held table
     ]
     return specs

@@ -9,12 +9,14 @@ import sys
 import faust
 from prometheus_client import CollectorRegistry
 
+from agents.decide import register_decide
 from agents.record import register_record
 from agents.screen import register_screen
 from pipeline.admin import check_topics
 from pipeline.audit import SigningKeyError, load_signing_key
 from pipeline.auditlog import AuditAppender
 from pipeline.app import create_app
+from pipeline.console.views import register_console
 from pipeline.context import FleetContext
 from pipeline.identity import approver_verifier
 from pipeline.keys import MissingKeyError
@@ -66,7 +68,9 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
     for plan in plans.values():
         register_screen(app, ctx, plan)
     register_record(app, ctx)
+    register_decide(app, ctx)
     register_web(app, ctx)
+    register_console(app, ctx)
     return ctx
 
 
