@@ -47,7 +47,12 @@ def _bban(rng: random.Random, country: str) -> str:
     letters = lambda n: "".join(rng.choice(string.ascii_uppercase) for _ in range(n))  # noqa: E731
     return {"DE": lambda: digits(18), "NL": lambda: letters(4) + digits(10),
             "IT": lambda: letters(1) + digits(22), "FR": lambda: digits(23),
-            "AT": lambda: digits(16), "BE": lambda: digits(12)}[country]()
+            "AT": lambda: digits(16), "BE": _belgian_bban(digits(10))}[country]()
+
+
+def _belgian_bban(account: str):  # noqa: ANN202
+    # Belgium's national check: the last two digits are the first ten mod 97 (97 for 0).
+    return lambda: f"{account}{int(account) % 97 or 97:02d}"
 
 
 def iban(rng: random.Random, country: str = "DE") -> str:
