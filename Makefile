@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration bench lint clean
+.PHONY: demo test unit integration bench lint clean browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/residency demo
 
-test: $(STAMP)
+# The console's browser test drives Debian's chromium (never a browser build downloaded by Playwright).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "browser-deps: install Debian's chromium (sudo apt-get install chromium)" >&2; exit 1; fi; }
+
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
