@@ -96,18 +96,22 @@ def fold_char(ch: str) -> str:
     return "".join(_fold_simple(c) for c in unicodedata.normalize("NFKD", ch))
 
 
-@dataclass(frozen=True, slots=True)
 class Normalized:
-    """The ASCII detection view of ``original`` and, unless it is the identity, the offset map."""
+    """The ASCII detection view of ``original`` and, unless it is the identity, the offset map.
 
-    original: str
-    text: str
-    starts: array | None = None  # original index where view char i comes from
-    ends: array | None = None  # original index just past it
+    A plain slotted class rather than a frozen dataclass: one is built per string scanned, and a
+    frozen dataclass's ``__init__`` costs several times more.
+    """
 
-    @property
-    def data(self) -> bytes:
-        return self.text.encode("ascii")
+    __slots__ = ("original", "text", "data", "starts", "ends")
+
+    def __init__(self, original: str, text: str, data: bytes, starts: array | None = None,
+                 ends: array | None = None) -> None:
+        self.original = original
+        self.text = text
+        self.data = data  # ``text`` as ASCII bytes, what the re2 patterns search
+        self.starts = starts  # original index where view char i comes from; None for the identity
+        self.ends = ends  # original index just past it
 
     def to_original(self, start: int, end: int) -> tuple[int, int]:
         """The original span covering view span [start, end)."""
@@ -122,7 +126,7 @@ class Normalized:
 def normalize(text: str) -> Normalized:
     """Build the detection view of ``text`` (see the module docstring); linear in ``len(text)``."""
     if text.isascii():
-        return Normalized(text, text)  # nothing to fold, and no offset map needed
+        return Normalized(text, text, text.encode("ascii"))  # nothing to fold, and no offset map needed
     out: list[str] = []
     starts, ends = array("q"), array("q")
     pos = 0
@@ -143,7 +147,8 @@ def normalize(text: str) -> Normalized:
         out.append(text[pos:])
         starts.extend(range(pos, len(text)))
         ends.extend(range(pos + 1, len(text) + 1))
-    return Normalized(text, "".join(out), starts, ends)
+    view = "".join(out)
+    return Normalized(text, view, view.encode("ascii"), starts, ends)
 
 
 @dataclass(frozen=True, slots=True)

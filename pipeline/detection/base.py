@@ -21,6 +21,7 @@ from typing import ClassVar
 import re2
 
 from pipeline.detection.budget import Budget
+from pipeline.detection.facts import Gate
 from pipeline.normalize import DigitRun, Normalized, digit_runs
 
 _REGISTRY: dict[str, type[Detector]] = {}
@@ -54,9 +55,10 @@ class ScanContext:
         self.hint = (hint or "").encode("ascii", "replace")
         self._runs: list[DigitRun] | None = None
 
-    def runs(self) -> list[DigitRun]:
+    def runs(self, min_digits: int) -> list[DigitRun]:
+        """Digit runs of the view with at least ``min_digits`` digits (computed once per view)."""
         if self._runs is None:
-            self._runs = digit_runs(self.data, min_digits=8)
+            self._runs = digit_runs(self.data, min_digits=min_digits)
         return self._runs
 
     def text(self, start: int, end: int) -> str:
@@ -112,6 +114,8 @@ class PatternDetector(Detector):
     """Candidates from one pattern over the view bytes, each confirmed by :meth:`confirm`."""
 
     pattern: ClassVar[re2._Regexp]
+    # What ``pattern`` (and ``confirm``) cannot match without; the engine skips the detector otherwise.
+    gate: ClassVar[Gate] = Gate()
 
     def find(self, ctx: ScanContext) -> Iterator[tuple[int, int]]:
         """View spans of confirmed findings. After a rejected candidate the search resumes at the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re2
 
 from pipeline.detection.base import PatternDetector, ScanContext
+from pipeline.detection.facts import Gate
 
 _AT = r"(?:@|\s*[\[\(\{<]\s*at\s*[\]\)\}>]\s*)"
 _DOT = r"(?:\.|\s*[\[\(\{<]\s*dot\s*[\]\)\}>]\s*)"
@@ -19,6 +20,8 @@ _PATTERN = re2.compile(
 class EmailDetector(PatternDetector):
     name = "email"
     pattern = _PATTERN
+    # "@" or the opening bracket of "[at]"; the top-level domain is two letters or more.
+    gate = Gate(letters=2, any_of=b"@[({<")
 
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
         return start, end

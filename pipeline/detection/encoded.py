@@ -7,26 +7,33 @@ level deeper and, if anything is found, reports the whole encoded token.
 
 from __future__ import annotations
 
-import base64
 import binascii
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
 import orjson
 import re2
 
-_B64 = re2.compile(rb"[A-Za-z0-9+/_-]{8,}={0,2}")
+from pipeline.detection.facts import BASE64_RUNS, MIN_BASE64, Facts
+
 _PERCENT = re2.compile(rb"[^\s\"'<>]*%[0-9A-Fa-f]{2}[^\s\"'<>]*")
 _ESCAPED = re2.compile(rb"[^\s\"']*\\u[0-9A-Fa-f]{4}[^\s\"']*")
 _UNICODE_ESCAPE = re2.compile(rb"\\u([0-9A-Fa-f]{4})")
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 MIN_DECODED = 4
+_RUN = b"A" * MIN_BASE64
+# Bytes that count as control characters when decoded text is ASCII (see _printable_text).
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\r\n") + b"\x7f"
 
 
 def _printable_text(raw: bytes) -> str | None:
     """``raw`` as text when it is readable UTF-8 (binary from random tokens is not)."""
     if len(raw) < MIN_DECODED:
         return None
+    if raw.isascii():  # the common case, counted without a Python loop per character
+        controls = len(raw) - len(raw.translate(None, _CONTROL_BYTES))
+        return raw.decode("ascii") if controls <= 0.05 * len(raw) else None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -37,17 +44,27 @@ def _printable_text(raw: bytes) -> str | None:
 
 
 def base64_tokens(data: bytes) -> Iterator[tuple[int, int, str]]:
-    for match in _B64.finditer(data):
-        token = match.group().rstrip(b"=")
-        if len(token) % 4 == 1:
-            continue  # never a valid base64 length
-        try:
-            raw = base64.b64decode(token.translate(_URLSAFE) + b"=" * (-len(token) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        text = _printable_text(raw)
-        if text is not None:
-            yield match.start(), match.end(), text
+    """Every maximal run of 8 or more base64-alphabet bytes (with up to two ``=`` after it, as the
+    regex ``[A-Za-z0-9+/_-]{8,}={0,2}`` would match them) that decodes to readable text."""
+    runs = data.translate(BASE64_RUNS)  # alphabet -> "A", anything else -> " "
+    size = len(data)
+    start = runs.find(_RUN)  # the leftmost 8 "A" start a run: the byte before is not "A"
+    while start != -1:
+        end = runs.find(b" ", start)
+        end = size if end == -1 else end
+        stop = end
+        while stop < size and stop - end < 2 and data[stop] == 61:  # "="
+            stop += 1
+        token = data[start:end]
+        if len(token) % 4 != 1:  # 4n+1 is never a valid base64 length
+            try:
+                raw = binascii.a2b_base64(token.translate(_URLSAFE) + b"=" * (-len(token) % 4))
+            except binascii.Error:
+                raw = b""
+            text = _printable_text(raw)
+            if text is not None:
+                yield start, stop, text
+        start = runs.find(_RUN, stop)
 
 
 def percent_tokens(data: bytes) -> Iterator[tuple[int, int, str]]:
@@ -91,4 +108,20 @@ def json_document(data: bytes) -> Iterator[tuple[int, int, str]]:
     yield 0, len(data), "\n".join(leaves)
 
 
-DECODERS = (json_document, base64_tokens, percent_tokens, escaped_tokens)
+class Decoder(NamedTuple):
+    """A decoder and what a view needs before it can find a token: ``marker`` bytes, or (for base64,
+    ``marker`` None) a run of base64-alphabet bytes long enough to decode."""
+
+    decode: Callable[[bytes], Iterator[tuple[int, int, str]]]
+    marker: bytes | None
+
+    def possible(self, facts: Facts) -> bool:
+        return facts.base64_run() if self.marker is None else self.marker in facts.data
+
+
+DECODERS = (
+    Decoder(json_document, b"\\"),
+    Decoder(base64_tokens, None),
+    Decoder(percent_tokens, b"%"),
+    Decoder(escaped_tokens, b"\\u"),
+)

@@ -1,23 +1,25 @@
-"""``scan``: normalise, pre-filter once, run the detectors, decode and rescan encoded tokens."""
+"""``scan``: normalise, gate, run the detectors that could match, decode and rescan encoded tokens.
+
+Cost matters: ``scan`` runs on every string of every record. Cheap facts about the view (digit and
+letter counts, a few marker bytes; see :mod:`pipeline.detection.facts`) close the gates of detectors
+that cannot match, so an ordinary string such as ``EUR`` or ``SKU-12345`` costs a few bytes operations
+and no regex at all.
+"""
 
 from __future__ import annotations
+
+from bisect import bisect_right
 
 import re2
 
 from pipeline.detection.base import DigitDetector, PatternDetector, ScanContext, Span, Window, registry
 from pipeline.detection.budget import Budget
 from pipeline.detection.encoded import DECODERS, base64_tokens
+from pipeline.detection.facts import Facts, Gate
 from pipeline.normalize import DigitRun, normalize
 
 MAX_DEPTH = 2  # decode encoded tokens inside encoded tokens this deep, no deeper
 ENCODED = "encoded"  # finding type for printable base64 still nested beyond MAX_DEPTH: hold it
-
-# One pass over the view decides which detector groups can possibly match.
-_PREFILTER = re2.Set.SearchSet()
-_GROUPS = ("digit", "email", "encoded")  # "email" is informational; pattern detectors use their own set
-for _pattern in (rb"[0-9]", rb"(?i)@|[\[\(\{<]\s*at\s*[\]\)\}>]", rb"[A-Za-z0-9+/_-]{8}|%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}"):
-    _PREFILTER.Add(_pattern)
-_PREFILTER.Compile()
 
 
 class _Detectors:
@@ -26,16 +28,56 @@ class _Detectors:
     def __init__(self) -> None:
         instances = [cls() for _, cls in sorted(registry().items())]
         self.pattern = [d for d in instances if isinstance(d, PatternDetector)]
-        # One RE2 set of every candidate pattern: a single pass tells which detectors can match.
-        self.prefilter = re2.Set.SearchSet()
-        for detector in self.pattern:
-            self.prefilter.Add(detector.pattern.pattern)
-        self.prefilter.Compile()
         self.by_length: dict[int, list[DigitDetector]] = {}
         for d in instances:
             if isinstance(d, DigitDetector):
                 for length in d.lengths:
                     self.by_length.setdefault(length, []).append(d)
+        self.by_length = dict(sorted(self.by_length.items()))
+        self.min_digits = min(self.by_length)  # no digit detector confirms a shorter run
+        # Pattern detectors by the digits their gate needs, so a view with few digits looks at few gates.
+        gated = sorted(self.pattern, key=lambda d: d.gate.digits)
+        self.gate_digits = [d.gate.digits for d in gated]
+        self.gates = [(d, d.gate.letters, d.gate.alnum, d.gate.delete_table(), d.gate.check) for d in gated]
+        # One RE2 set of every candidate pattern: when several gates are open, one pass tells which match.
+        self.prefilter = re2.Set.SearchSet()
+        for detector in self.pattern:
+            self.prefilter.Add(detector.pattern.pattern)
+        self.prefilter.Compile()
+        self.set_index = {id(d): i for i, d in enumerate(self.pattern)}
+        self._quiet_rules(gated)
+
+    def _quiet_rules(self, gated: list[PatternDetector]) -> None:
+        """Fold every gate into one test for the common case: a view with very few digits."""
+        # Below this many digits, only gates asking for fewer digits can be open ...
+        self.quiet_below = min(self.min_digits, *(d.gate.digits for d in gated if d.gate.digits > 0))
+        few = [d.gate for d in gated if d.gate.digits < self.quiet_below]
+        # ... and each of those needs one of its marker bytes, or enough letters and alphanumerics
+        # (a gate's extra ``check`` is left out here: dropping a condition keeps the test necessary).
+        markers = b"".join(g.any_of for g in few) + b"".join(d.marker[:1] for d in DECODERS if d.marker)
+        self.not_markers = Gate(any_of=markers).delete_table()
+        self.plain = [(g.letters, g.alnum) for g in few if not g.any_of]
+
+    def quiet(self, facts: Facts) -> bool:
+        """Can no detector and no decoder find anything in this view? (Necessary conditions only.)"""
+        if facts.digits >= self.quiet_below or facts.data.translate(None, self.not_markers):
+            return False
+        letters, alnum = facts.letters, facts.letters + facts.digits
+        if any(letters >= min_letters and alnum >= min_alnum for min_letters, min_alnum in self.plain):
+            return False
+        return not facts.base64_run()
+
+    def open_patterns(self, facts: Facts) -> list[PatternDetector]:
+        """The pattern detectors whose gates ``facts`` leave open, in registry order."""
+        letters, data = facts.letters, facts.data
+        alnum = letters + facts.digits
+        open_ = [d for d, min_letters, min_alnum, delete, check in self.gates[: bisect_right(self.gate_digits, facts.digits)]
+                 if letters >= min_letters and alnum >= min_alnum and (delete is None or data.translate(None, delete))
+                 and (check is None or check(data))]
+        if len(open_) > 1:
+            matched = self.prefilter.Match(data) or ()
+            open_ = [d for d in open_ if self.set_index[id(d)] in matched]
+        return open_
 
 
 _detectors: _Detectors | None = None
@@ -48,9 +90,10 @@ def _all() -> _Detectors:
     return _detectors
 
 
-def _digit_findings(ctx: ScanContext, by_length: dict[int, list[DigitDetector]]) -> list[tuple[str, int, int]]:
+def _digit_findings(ctx: ScanContext, detectors: _Detectors) -> list[tuple[str, int, int]]:
     found: list[tuple[str, int, int]] = []
-    for run in ctx.runs():
+    by_length = detectors.by_length
+    for run in ctx.runs(detectors.min_digits):
         ctx.budget.check()
         if run.uniformly_grouped(ctx.data):
             _tile_uniform_run(ctx, run, by_length, found)
@@ -98,26 +141,34 @@ def _scan_view(text: str, budget: Budget, hint: str | None, depth: int) -> list[
     """Findings in ``text`` as (type, original start, original end), unmerged."""
     budget.charge(len(text))
     view = normalize(text)
-    ctx = ScanContext(view, budget, hint)
-    groups = {"any"} | {_GROUPS[i] for i in (_PREFILTER.Match(ctx.data) or ())}
+    facts = Facts(view.data)
     detectors = _all()
+    if detectors.quiet(facts):
+        return []
+    patterns = detectors.open_patterns(facts)
+    digits = facts.digit_run(detectors.min_digits)
+    decoders = [d.decode for d in DECODERS if d.possible(facts)]
+    if not (patterns or digits or decoders):
+        return []
+    ctx = ScanContext(view, budget, hint)
     found: list[tuple[str, int, int]] = []
-    if "digit" in groups:
-        found.extend(_digit_findings(ctx, detectors.by_length))
-    for index in sorted(detectors.prefilter.Match(ctx.data) or ()):
-        detector = detectors.pattern[index]
+    if digits:
+        found.extend(_digit_findings(ctx, detectors))
+    for detector in patterns:
         found.extend((detector.name, s, e) for s, e in detector.find(ctx))
-    if "encoded" in groups:
-        found.extend(_encoded_findings(ctx, hint, depth))
+    if decoders:
+        found.extend(_encoded_findings(ctx, decoders, hint, depth))
+    if view.starts is None:
+        return found
     return [(kind, *view.to_original(s, e)) for kind, s, e in found]
 
 
-def _encoded_findings(ctx: ScanContext, hint: str | None, depth: int) -> list[tuple[str, int, int]]:
+def _encoded_findings(ctx: ScanContext, decoders: list, hint: str | None, depth: int) -> list[tuple[str, int, int]]:
     found = []
     if depth >= MAX_DEPTH:
         # Too deep to keep decoding: readable base64 at this depth is itself suspicious.
-        return [(ENCODED, s, e) for s, e, _ in base64_tokens(ctx.data)]
-    for decoder in DECODERS:
+        return [(ENCODED, s, e) for s, e, _ in base64_tokens(ctx.data)] if base64_tokens in decoders else []
+    for decoder in decoders:
         for start, end, decoded in decoder(ctx.data):
             # Words just before the token (e.g. "SSN:") still label what is inside it.
             inner_hint = f"{hint or ''} {ctx.text(max(0, start - 48), start)}"

@@ -6,6 +6,7 @@ import re2
 from stdnum.es import dni
 
 from pipeline.detection.base import PatternDetector, ScanContext
+from pipeline.detection.facts import Gate
 
 # The separators a digit run may hold (see pipeline.normalize).
 SEP = rb"[ \t\r\n./\\-]{0,3}"
@@ -20,6 +21,7 @@ class EsDniDetector(PatternDetector):
     name = "es_dni"
     country = "ES"
     pattern = re2.compile(rb"(?i)\b[0-9](?:" + SEP + rb"[0-9]){7}" + SEP + rb"[a-z]\b")
+    gate = Gate(digits=8, letters=1)
 
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
         if not ctx.isolated(start, end) or ctx.labelled_not_personal(start):

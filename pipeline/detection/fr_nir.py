@@ -7,6 +7,7 @@ import re2
 from stdnum.fr import nir
 
 from pipeline.detection.base import PatternDetector, ScanContext
+from pipeline.detection.facts import Gate
 from pipeline.detection.national import NationalIdDetector, id_keywords
 
 _ALNUM = frozenset(b"0123456789ABab")
@@ -36,6 +37,7 @@ class FrNirCorsicaDetector(PatternDetector):
     pattern = re2.compile(
         rb"(?i)\b[12][ .]?[0-9]{2}[ .]?[0-9]{2}[ .]?2[ab][ .]?[0-9]{3}[ .]?[0-9]{3}[ .]?[0-9]{2}\b"
     )
+    gate = Gate(digits=14, letters=1, any_of=b"aAbB")  # 1+2+2+1+3+3+2 digits around "2A"/"2B"
 
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
         compact = bytes(b for b in ctx.data[start:end] if b in _ALNUM).decode().upper()

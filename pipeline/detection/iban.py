@@ -9,6 +9,7 @@ from stdnum import iban as stdnum_iban
 
 from pipeline.detection.base import PatternDetector, ScanContext
 from pipeline.detection.checksums import iban_mod97_ok
+from pipeline.detection.facts import Gate
 
 # Two letters, two check digits, then up to 32 letters or digits, any of them separated by short
 # runs of spaces, dots, dashes or slashes ("DE89 3704 0044 ...", "de89-3704-...").
@@ -36,6 +37,8 @@ IBAN_LENGTHS = _registry_lengths()
 class IbanDetector(PatternDetector):
     name = "iban"
     pattern = _PATTERN
+    # Country letters and check digits; confirm() wants the registry length, 15 or more, in alnum.
+    gate = Gate(digits=2, letters=2, alnum=min(IBAN_LENGTHS.values()))
 
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
         chars, positions = [], []

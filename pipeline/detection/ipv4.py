@@ -7,6 +7,7 @@ import ipaddress
 import re2
 
 from pipeline.detection.base import PatternDetector, ScanContext
+from pipeline.detection.facts import Gate
 
 # "[.]" and "(.)" are the defanged spellings security tooling uses.
 _DOT = r"(?:\.|\[\.\]|\(\.\))"
@@ -20,6 +21,7 @@ _DIGIT_OR_DOT = frozenset(b"0123456789.")
 class Ipv4Detector(PatternDetector):
     name = "ipv4"
     pattern = _PATTERN
+    gate = Gate(digits=4, any_of=b".")  # four numbers, three dots (defanged "[.]" holds one too)
 
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
         data = ctx.data

@@ -7,6 +7,7 @@ import ipaddress
 import re2
 
 from pipeline.detection.base import PatternDetector, ScanContext
+from pipeline.detection.facts import Gate
 
 _PATTERN = re2.compile(rb"(?i)[0-9a-f]{0,4}(?::{1,2}[0-9a-f]{1,4}|::){1,8}(?:\.[0-9]{1,3}){0,3}(?:%[0-9a-z]+)?")
 _WORD = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_:")
@@ -15,6 +16,9 @@ _WORD = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 class Ipv6Detector(PatternDetector):
     name = "ipv6"
     pattern = _PATTERN
+    # confirm() wants two hex groups at least, and ipaddress wants "::", eight groups (seven colons)
+    # or six groups and a dotted quad (six colons).
+    gate = Gate(alnum=2, any_of=b":", check=lambda data: b"::" in data or data.count(b":") >= 6)
 
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
         data = ctx.data

@@ -9,6 +9,7 @@ import phonenumbers
 import re2
 
 from pipeline.detection.base import PatternDetector, ScanContext, keywords
+from pipeline.detection.facts import Gate
 
 # Digits with short separators, optionally led by +, 00 or an opening parenthesis.
 _PATTERN = re2.compile(rb"(?:\+[ ]?|\b00[ ]?|\()?[0-9](?:[ \t\r\n.\-/()]{0,3}[0-9]){6,16}")
@@ -45,6 +46,7 @@ def _continues(data: bytes, start: int, end: int) -> bool:
 class PhoneDetector(PatternDetector):
     name = "phone"
     pattern = _PATTERN
+    gate = Gate(digits=7)
 
     def resume_after(self, ctx: ScanContext, start: int, end: int) -> int | None:
         # No phone starts inside a longer run of digits (see _continues): skip the whole run.
