@@ -191,8 +191,13 @@ class DigitRun:
 def digit_runs(data: bytes, min_digits: int = 1) -> list[DigitRun]:
     """Every digit run of the (ASCII) view with at least ``min_digits`` digits."""
     runs = []
-    for match in _DIGIT_RUN.finditer(data):
-        start, end = match.span()
+    # The compiled program directly: the re2 wrapper's finditer costs microseconds per match.
+    program, anchor, pos, size = _DIGIT_RUN._regexp, re2._Anchor.UNANCHORED, 0, len(data)
+    while pos < size:
+        start, end = program.Match(anchor, data, pos, size)[0]
+        if start < 0:
+            break
+        pos = end  # a run is never empty, so this moves on
         if end - start < min_digits:
             continue
         # Every separator is one byte, so splitting on them gives exact positions without a

@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import re2
 
+from pipeline.detection import rx
 from pipeline.detection.budget import Budget
 from pipeline.detection.facts import Gate
 from pipeline.normalize import DigitRun, Normalized, digit_runs
@@ -67,18 +68,18 @@ class ScanContext:
     def near(self, pattern: re2._Regexp, start: int, end: int, before: int = 48, after: int = 24) -> bool:
         """Does ``pattern`` occur just before or after view span [start, end), or in the hint?"""
         data = self.data
-        return bool(
-            pattern.search(data[max(0, start - before) : start])
-            or pattern.search(data[end : end + after])
-            or (self.hint and pattern.search(self.hint))
+        return (
+            rx.found(pattern, data[max(0, start - before) : start])
+            or rx.found(pattern, data[end : end + after])
+            or (bool(self.hint) and rx.found(pattern, self.hint))
         )
 
     def hint_has(self, pattern: re2._Regexp) -> bool:
-        return bool(self.hint) and pattern.search(self.hint) is not None
+        return bool(self.hint) and rx.found(pattern, self.hint)
 
     def labelled_not_personal(self, start: int) -> bool:
         """Is the number at ``start`` introduced as an order, tracking, SKU, version ... number?"""
-        return bool(_NOT_PERSONAL.search(self.data[max(0, start - 32) : start]))
+        return rx.found(_NOT_PERSONAL, self.data[max(0, start - 32) : start])
 
     def isolated(self, start: int, end: int) -> bool:
         """Is [start, end) a token of its own, not glued into ``ORD-1234`` or ``1Z999AA1``?"""
@@ -121,20 +122,21 @@ class PatternDetector(Detector):
         """View spans of confirmed findings. After a rejected candidate the search resumes at the
         next token inside it, so a false candidate cannot swallow a real one that overlaps it,
         while one long token (a megabyte of digits) is still tried once, not once per byte."""
-        pos, data = 0, ctx.data
+        pos, data, pattern = 0, ctx.data, self.pattern
         while True:
-            match = self.pattern.search(data, pos)
+            match = rx.search(pattern, data, pos)
             if match is None:
                 return
             ctx.budget.check()
-            span = self.confirm(ctx, match.start(), match.end())
+            start, end = match
+            span = self.confirm(ctx, start, end)
             if span is None:
-                pos = self.resume_after(ctx, match.start(), match.end())
+                pos = self.resume_after(ctx, start, end)
                 if pos is None:
                     return
             else:
                 yield span
-                pos = max(span[1], match.start() + 1)
+                pos = max(span[1], start + 1)
 
     @abstractmethod
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
@@ -142,8 +144,8 @@ class PatternDetector(Detector):
 
     def resume_after(self, ctx: ScanContext, start: int, end: int) -> int | None:
         """Where to search next after rejecting [start, end): the next token inside it."""
-        boundary = _TOKEN_END.search(ctx.data, start + 1)
-        return None if boundary is None else boundary.start()
+        boundary = rx.search(_TOKEN_END, ctx.data, start + 1)
+        return None if boundary is None else boundary[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import ipaddress
 
 import re2
 
+from pipeline.detection import rx
 from pipeline.detection.base import PatternDetector, ScanContext
 from pipeline.detection.facts import Gate
 
@@ -30,7 +31,7 @@ class Ipv4Detector(PatternDetector):
             return None
         if end + 1 < len(data) and data[end] == ord(".") and data[end + 1] in _DIGIT_OR_DOT:
             return None
-        if _VERSION.search(data[max(0, start - 16) : start]):
+        if rx.found(_VERSION, data[max(0, start - 16) : start]):
             return None
         text = data[start:end].decode("ascii").replace("[.]", ".").replace("(.)", ".")
         try:

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import re2
 
+from pipeline.detection import rx
 from pipeline.detection.base import DigitDetector, ScanContext, Window, keywords
 
 # Words that introduce any national identifier, in the languages of the supported countries.
@@ -57,7 +58,7 @@ class NationalIdDetector(DigitDetector):
     def formatted(self, ctx: ScanContext, start: int, end: int) -> bool:
         if self.context != "unless_formatted" or self.formats is None or end - start > 16:
             return False
-        return self.formats.fullmatch(ctx.data[start:end]) is not None
+        return rx.fullmatch(self.formats, ctx.data[start:end])
 
 
 def id_keywords(*words: str) -> re2._Regexp:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import phonenumbers
 import re2
 
+from pipeline.detection import rx
 from pipeline.detection.base import PatternDetector, ScanContext, keywords
 from pipeline.detection.facts import Gate
 
@@ -50,8 +51,8 @@ class PhoneDetector(PatternDetector):
 
     def resume_after(self, ctx: ScanContext, start: int, end: int) -> int | None:
         # No phone starts inside a longer run of digits (see _continues): skip the whole run.
-        rest = _RUN_REST.match(ctx.data, end)
-        return rest.end() if rest is not None else end
+        rest = rx.match_end(_RUN_REST, ctx.data, end)
+        return rest if rest is not None else end
 
     def confirm(self, ctx: ScanContext, start: int, end: int) -> tuple[int, int] | None:
         while end > start and ctx.data[end - 1] in _SEPARATORS:
@@ -68,6 +69,6 @@ class PhoneDetector(PatternDetector):
             return (start, end) if _valid(international, (None,)) else None
         if ctx.labelled_not_personal(start):
             return None
-        if _NANP.fullmatch(raw) or ctx.near(_CONTEXT, start, end, before=32) or _TRUNK.fullmatch(raw):
+        if rx.fullmatch(_NANP, raw) or ctx.near(_CONTEXT, start, end, before=32) or rx.fullmatch(_TRUNK, raw):
             return (start, end) if _valid(text, _REGIONS) else None
         return None
