@@ -151,13 +151,18 @@ def normalize(text: str) -> Normalized:
     return Normalized(text, view, view.encode("ascii"), starts, ends)
 
 
-@dataclass(frozen=True, slots=True)
 class DigitGroup:
     """Consecutive digits in the view: ``digits[first:first+len]`` of its run, at view [start, end)."""
 
-    first: int
-    start: int
-    end: int
+    __slots__ = ("first", "start", "end")
+
+    def __init__(self, first: int, start: int, end: int) -> None:
+        self.first = first
+        self.start = start
+        self.end = end
+
+    def __repr__(self) -> str:
+        return f"DigitGroup(first={self.first}, start={self.start}, end={self.end})"
 
 
 @dataclass(slots=True)

@@ -148,15 +148,20 @@ class PatternDetector(Detector):
         return None if boundary is None else boundary[0]
 
 
-@dataclass(frozen=True, slots=True)
 class Window:
-    """Some digits of a run, from the start of one group to the end of another, at view [start, end)."""
+    """Some digits of a run, from the start of one group to the end of another, at view [start, end).
 
-    run: DigitRun
-    first_group: int
-    last_group: int
-    start: int
-    end: int
+    A plain slotted class: the scan loop builds one per candidate window, and a frozen dataclass's
+    ``__init__`` costs several times more."""
+
+    __slots__ = ("run", "first_group", "last_group", "start", "end")
+
+    def __init__(self, run: DigitRun, first_group: int, last_group: int, start: int, end: int) -> None:
+        self.run = run
+        self.first_group = first_group
+        self.last_group = last_group
+        self.start = start
+        self.end = end
 
     @property
     def whole_run(self) -> bool:

@@ -34,9 +34,10 @@ def _printable_text(raw: bytes) -> str | None:
     if raw.isascii():  # the common case, counted without a Python loop per character
         controls = len(raw) - len(raw.translate(None, _CONTROL_BYTES))
         return raw.decode("ascii") if controls <= 0.05 * len(raw) else None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
+    # Decoding with replacement raises no exception (costly, and the usual outcome for random bytes);
+    # a replacement character that the bytes do not spell out means they were not UTF-8.
+    text = raw.decode("utf-8", "replace")
+    if "\ufffd" in text and text.count("\ufffd") != raw.count(b"\xef\xbf\xbd"):
         return None
     # Control characters betray binary; invisible format characters do not (they are an evasion).
     controls = sum(ch < " " and ch not in "\t\r\n" or ch == "\x7f" or ch == "\ufffd" for ch in text)

@@ -109,7 +109,10 @@ def _try_windows_at(ctx: ScanContext, run: DigitRun, index: int, by_length: dict
                     found: list[tuple[str, int, int]]) -> int | None:
     """Try every window starting at group ``index``; the last group of the longest hit, if any."""
     group, hit = run.groups[index], None
-    for length, detectors in by_length.items():
+    left = len(run.digits) - group.first
+    for length, detectors in by_length.items():  # shortest first
+        if length > left:
+            break
         last = run.last_group(index, length)
         if last is None:
             continue

@@ -24,6 +24,21 @@ _CONTEXT = keywords(
 _REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "PL", "SE", "IE", "AT", "CH", "BE")
 _SEPARATORS = frozenset(b" \t\r\n.-/()")
 _RUN_REST = re2.compile(rb"[0-9 \t\r\n./()-]*")
+# Digits -> "0", letters -> "a", the joiners of ScanContext.isolated -> "j", anything else -> " ".
+_STARTS = bytes.maketrans(bytes(range(256)), bytes(
+    48 if chr(b).isdigit() and b < 128 else 97 if chr(b).isalpha() and b < 128 else 106 if b in b"-./_#\\" else 32
+    for b in range(256)))
+
+
+def _could_start(data: bytes) -> bool:
+    """Can any candidate pass confirm()'s first test? It must start with "+" or "(", or at a digit
+    that ``ScanContext.isolated`` accepts on its left: the view's start, a byte that is neither
+    alphanumeric nor a joiner, or a joiner with no alphanumeric before it. IDs like ``pay-00000003``
+    have no such digit."""
+    if b"+" in data or b"(" in data:
+        return True
+    classes = b"  " + data.translate(_STARTS)  # two pads stand for the start of the view
+    return b" 0" in classes or b" j0" in classes or b"jj0" in classes
 
 
 def _valid(text: str, regions: tuple[str | None, ...]) -> bool:
@@ -47,7 +62,7 @@ def _continues(data: bytes, start: int, end: int) -> bool:
 class PhoneDetector(PatternDetector):
     name = "phone"
     pattern = _PATTERN
-    gate = Gate(digits=7)
+    gate = Gate(digits=7, check=_could_start)
 
     def resume_after(self, ctx: ScanContext, start: int, end: int) -> int | None:
         # No phone starts inside a longer run of digits (see _continues): skip the whole run.
