@@ -6,6 +6,7 @@ Approves one held event and rejects another through the page, then checks where 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,8 +47,9 @@ def browser_page():
 
 def test_when_an_approver_uses_the_console_then_one_event_is_released_and_one_rejected(
         kafka_bootstrap, policy_factory, worker_factory, local_idp, browser_page):
-    loaded = policy_factory(region="console")
-    names = RegionTopics("console")
+    region = f"console{secrets.token_hex(3)}"  # fresh topics per run, also on a reused broker
+    loaded = policy_factory(region=region)
+    names = RegionTopics(region)
     assert off_loop(asyncio.run, apply_topics(kafka_bootstrap, topic_specs(loaded.policy))).ok
     worker = worker_factory(loaded)
     url = f"http://127.0.0.1:{_port(worker)}"
@@ -71,7 +73,7 @@ def test_when_an_approver_uses_the_console_then_one_event_is_released_and_one_re
     reject_row.locator(".justification").fill("card reported stolen")
     reject_row.locator(".reject").click()
     page.wait_for_selector('tr[data-event-id="web-1"][data-decided="rejected"]', timeout=30_000)
-    assert "console.cleared.payments" in approve_row.locator(".result").inner_text()
+    assert f"{region}.cleared.payments" in approve_row.locator(".result").inner_text()
 
     page.click("#refresh")
     wait_for(lambda: page.locator("tbody tr").count() == 0, 10, "the inbox to be empty")

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -30,7 +31,7 @@ from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.integration
 
-REGION = "appr"
+REGION = f"appr{secrets.token_hex(3)}"  # fresh topics per run, also on a reused broker
 CARD = "4111111111111111"
 POLICY_EDITS = {
     # payments: two distinct approvers; tickets: a one-minute TTL, so expiry runs within the test
@@ -65,7 +66,7 @@ def _self_held(names: RegionTopics, policy_hash: str, event_id: str, producer: s
     """A held envelope as screen writes it, with a known producer principal (producer identity, issue 7)."""
     raw = payment(99)
     envelope = {
-        "event_id": event_id, "dataset": "payments", "region": REGION, "policy_hash": policy_hash,
+        "event_id": event_id, "dataset": "payments", "region": names.region, "policy_hash": policy_hash,
         "outcome": "held", "reason": "hold_rule:high-value", "detail": "a hold rule matched", "at": "x",
         "source": {"topic": names.raw("payments"), "partition": 0, "offset": 0, "timestamp_ms": None},
         "raw_sha256": hashlib.sha256(raw).hexdigest(), "raw_value_b64": base64.b64encode(raw).decode(),
