@@ -84,7 +84,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(events=args.events, home=args.home or _home(), port=args.port)
+    return run_demo(events=args.events, home=args.home or _home(), port=args.port, serve=args.serve)
 
 
 def cmd_mask(args: argparse.Namespace) -> int:
@@ -165,6 +165,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--events", type=int, default=2000)
     d.add_argument("--home", type=Path)
     d.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
+    d.add_argument("--serve", action="store_true", help="keep the worker and its approval console running")
     d.set_defaults(func=cmd_demo)
 
     m = sub.add_parser("mask", help="screen JSON Lines offline with exactly the agents' code")

@@ -27,6 +27,7 @@ from pipeline.audit import generate_signing_key, load_public_keys, load_signing_
 from pipeline.auditcli import read_trail
 from pipeline.generator import GeneratedEvent, generate
 from pipeline.harness import collect, leaked, produce
+from pipeline.heldcli import demo_walkthrough
 from pipeline.identity import LocalIssuer
 from pipeline.policy import load_policy
 from pipeline.runner import WorkerProcess
@@ -68,7 +69,7 @@ def write_demo_keys(path: Path) -> None:
     path.chmod(0o600)
 
 
-def run_demo(events: int, home: Path, port: int = 0) -> int:
+def run_demo(events: int, home: Path, port: int = 0, serve: bool = False) -> int:
     """Run the demo; returns the exit code (0 when every event has its expected outcome and nothing leaked)."""
     # Ctrl-C and SIGTERM both stop the demo and everything it started, even where the demo was
     # launched with SIGINT ignored (a background job of a non-interactive shell inherits that).
@@ -105,6 +106,14 @@ def run_demo(events: int, home: Path, port: int = 0) -> int:
         say(f"worker started (pid {worker.proc.pid}, log {worker.log_path})")
         code = _exercise(choice.bootstrap, loaded, events, run_dir.name, worker,
                          load_signing_key(signing_key).public_key_pem())
+        url = f"http://127.0.0.1:{worker.command[worker.command.index('--web-port') + 1]}"
+        if not demo_walkthrough(url, idp.dir, say):
+            code = code or 1
+        if serve:
+            say(f"console: {url}/console/  (a token: residency idp token --dir {idp.dir} --sub you "
+                f"--groups payments-approvers); Ctrl-C stops everything")
+            while worker.alive:
+                time.sleep(1)
         if code == 0:
             keep_dir = False
         return code

@@ -197,3 +197,35 @@ def add_parsers(sub: Any) -> None:
     it.add_argument("--issuer", help="override the issuer (tests)")
     it.add_argument("--audience", help="override the audience (tests)")
     it.set_defaults(func=cmd_idp_token)
+
+
+def demo_walkthrough(url: str, idp_dir: Path, say: Any, wait_s: float = 60) -> bool:
+    """The demo's last step: list the inbox, approve one hold and reject another through this CLI."""
+    import subprocess
+
+    from pipeline.identity import LocalIssuer
+
+    deadline = time.monotonic() + wait_s
+    held: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(held) < 2:
+        held = call("GET", f"{url}/held/")[1].get("held", [])
+        time.sleep(0.5)
+    if len(held) < 2:
+        say("approvals: fewer than two held events to decide on")
+        return False
+    token = LocalIssuer(idp_dir).mint("demo-approver", ["payments-approvers", "support-leads"], ttl_s=3600)
+    env = {**os.environ, "RESIDENCY_URL": url, "RESIDENCY_TOKEN": token}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        say("$ residency " + " ".join(args))
+        result = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                                env=env, timeout=60)
+        out = (result.stdout + result.stderr).strip().splitlines()
+        print("\n".join(out[:8] + ([f"... ({len(out) - 8} more lines)"] if len(out) > 8 else [])), flush=True)
+        return result
+
+    cli("held", "list")
+    first, second = held[0]["event_id"], held[1]["event_id"]
+    approved = cli("approve", first, "--reason", "demo: verified with the account owner").returncode == 0
+    rejected = cli("reject", second, "--reason", "demo: could not verify the request").returncode == 0
+    return approved and rejected
