@@ -27,9 +27,12 @@ def fold_batch(stream: Any, table: Any, events: list[Any]) -> list[tuple[int, di
         except orjson.JSONDecodeError:
             log.warning("not a provenance fragment", extra={"partition": msg.partition, "offset": msg.offset})
             continue
-        folded = fold(table.get(msg.key), fragment)
-        if folded is not None:
-            table[msg.key] = folded
+        existing = table.get(msg.key)
+        folded = fold(existing, fragment)
+        # A fragment folded before is written again all the same: after a kill -9 the local RocksDB
+        # can hold a value whose changelog record never reached the broker, and only a write
+        # puts it back in the changelog (the table's only copy once the local store is lost).
+        table[msg.key] = folded if folded is not None else existing
         chained.append((msg.partition, fragment))
     stream._set_current_event(None)  # noqa: SLF001
     return chained

@@ -34,6 +34,8 @@ class FleetContext:
     provenance: Any = None
     audit: Any = None  # pipeline.auditlog.AuditAppender
     health: Health = field(default_factory=Health)
+    effects: Any = None  # pipeline.effects.EffectLog
+    partitions: dict[str, int] = field(default_factory=dict)  # topic -> partition count, from the policy
     fault_hook: FaultHook | None = None
     verifier: Any = None  # pipeline.identity.JwtVerifier for approver tokens
     held: Any = None  # the held table (agents/decide.py)

@@ -143,3 +143,20 @@ async def read_topic(bootstrap: str, topic: str) -> list:
         return out
     finally:
         await consumer.stop()
+
+
+async def count_records(bootstrap: str, topics: Iterable[str]) -> int:
+    """How many records the topics hold (sum of end offsets; our topics are never compacted)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = []
+        for topic in topics:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+                partitions = consumer.partitions_for_topic(topic) or set()
+            tps += [TopicPartition(topic, p) for p in partitions]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()

@@ -73,6 +73,7 @@ def output_for(decision: Decision, record: RawRecord, plan: DatasetPlan) -> Outp
     event_key = decision.event_id.encode()
     headers = [
         ("event-id", event_key),
+        ("residency-source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
         ("policy-hash", plan.policy_hash.encode()),
         ("residency-region", plan.region.encode()),
         ("residency-decision", decision.outcome.value.encode()),

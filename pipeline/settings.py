@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = Field(default=10.0, gt=0)
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
+    session_timeout_s: float = Field(
+        default=10.0, ge=6, le=300, description="a worker silent this long leaves the group; its partitions move"
+    )
+    rebalance_timeout_s: float = Field(default=20.0, ge=6, le=600)
     log_level: str = "info"
     jwks: str | None = Field(default=None, description="approver tokens: JWKS file path or https URL")
     jwt_issuer: str | None = Field(default=None, description="approver tokens: the trusted issuer (iss)")

@@ -48,6 +48,11 @@ class RegionTopics:
         return f"{self.region}.provenance"
 
     @property
+    def intents(self) -> str:
+        """Send intents of the screen agents, keyed by source partition (see pipeline.effects)."""
+        return f"{self.region}.screen.intents"
+
+    @property
     def audit(self) -> str:
         return f"{self.region}.audit"
 
@@ -97,6 +102,7 @@ def topic_specs(policy: Policy) -> list[TopicSpec]:
         spec(names.audit, topo.audit_partitions, audit_config),
         spec(names.audit_checkpoints, topo.audit_partitions, audit_config),
         spec(names.changelog("provenance"), topo.audit_partitions, COMPACT),
+        spec(names.intents, 1, {**COMPACT, "segment.ms": "60000", "min.cleanable.dirty.ratio": "0.01"}),
         spec(names.changelog("held"), topo.held_partitions, COMPACT),  # the decide agent's held table
     ]
     return specs

@@ -18,6 +18,7 @@ from pipeline.auditlog import AuditAppender
 from pipeline.app import create_app
 from pipeline.console.views import register_console
 from pipeline.context import FleetContext
+from pipeline.effects import EffectLog
 from pipeline.identity import approver_verifier
 from pipeline.keys import MissingKeyError
 from pipeline.metrics import Metrics
@@ -60,6 +61,12 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
     ctx = FleetContext(settings=settings, loaded=loaded, plans=plans, app=app,
                        metrics=Metrics(registry or CollectorRegistry()), verifier=verifier)
     ctx.provenance = provenance_table(app, loaded.policy.topology.audit_partitions)
+    ctx.partitions = {spec.name: spec.partitions for spec in topic_specs(loaded.policy)}
+    ctx.effects = EffectLog(settings.bootstrap_servers, ctx.topics.intents)
+
+    @app.on_partitions_revoked.connect
+    async def recover_effects_again(app: faust.App, revoked: object, **kwargs: object) -> None:  # noqa: ARG001
+        ctx.effects.forget()
     ctx.audit = AuditAppender(
         bootstrap=settings.bootstrap_servers, audit_topic=ctx.topics.audit,
         checkpoints_topic=ctx.topics.audit_checkpoints, signer=signer, producer=lambda: app.producer,

@@ -122,7 +122,7 @@ class Dataset(Strict):
     residency: ResidencyRule | None = None
     approval: Approval | None = None
     max_record_bytes: int = Field(default=1_048_576, ge=1024, le=16 * 1_048_576)
-    detection_budget_ms: float = Field(default=50.0, gt=0, le=10_000)
+    detection_budget_ms: float = Field(default=250.0, gt=0, le=10_000)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -1,0 +1,105 @@
+"""One batch of the screen agent: screen every record, send each outcome once, record provenance.
+
+Sending follows :mod:`pipeline.effects`: commit the previous batch, write an intent, then send; after
+a crash the events the previous owner already emitted are not sent again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import DefaultPartitioner
+
+from pipeline.effects import TP, Emitted
+from pipeline.outputs import Output, now_iso, output_for, screen_fragment
+from pipeline.plan import DatasetPlan
+from pipeline.screen import screen
+from pipeline.sender import send_all
+from schemas.decision import Decision, Outcome, RawRecord
+
+_partitioner = DefaultPartitioner()
+
+
+def raw_record(event: Any) -> RawRecord:
+    msg = event.message
+    return RawRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                     tuple((k, v) for k, v in (msg.headers or ())), msg.timestamp and int(msg.timestamp * 1000))
+
+
+def partition_for(output: Output, event_id: str, partitions: int) -> int:
+    """The partition the default Kafka partitioner picks for the key (the event id when keyless)."""
+    key = output.key if output.key is not None else event_id.encode()
+    every = list(range(partitions))
+    return _partitioner(key, every, every)
+
+
+def committed_offsets(ctx: Any) -> dict[TP, int]:
+    """The committed offset Faust last wrote per source partition (0 when none yet)."""
+    return ctx.app.consumer._committed_offset  # noqa: SLF001 - Faust keeps it, exposes no accessor
+
+
+def _offset_ranges(records: Sequence[RawRecord]) -> dict[TP, tuple[int, int]]:
+    ranges: dict[TP, tuple[int, int]] = {}
+    for r in records:
+        tp = (r.topic, r.partition)
+        first, last = ranges.get(tp, (r.offset, r.offset))
+        ranges[tp] = (min(first, r.offset), max(last, r.offset))
+    return ranges
+
+
+async def _already_emitted(ctx: Any, records: Sequence[RawRecord], decisions: Sequence[Decision]) -> dict[int, Emitted]:
+    skip: dict[int, Emitted] = {}
+    for i, (r, d) in enumerate(zip(records, decisions, strict=True)):
+        found = (await ctx.effects.recovered((r.topic, r.partition))).lookup(r.offset, d.event_id)
+        if found is not None:
+            skip[i] = found
+    return skip
+
+
+def _screen_all(ctx: Any, plan: DatasetPlan, records: Sequence[RawRecord]) -> list[Decision]:
+    decisions = []
+    for record in records:
+        started = time.perf_counter()
+        decisions.append(screen(record, plan, ctx.fault_hook))
+        ctx.metrics.screen_latency.observe(time.perf_counter() - started)
+    return decisions
+
+
+async def screen_batch(ctx: Any, plan: DatasetPlan, events: list[Any]) -> None:
+    """Screen ``events``; return once every outcome and provenance record is acknowledged."""
+    received_at = now_iso()
+    records = ctx.effects.fresh([raw_record(e) for e in events])
+    if not records:
+        return
+    decisions = _screen_all(ctx, plan, records)
+    outputs = [output_for(d, r, plan) for d, r in zip(decisions, records, strict=True)]
+    partitions = [partition_for(o, d.event_id, ctx.partitions[o.topic]) for o, d in zip(outputs, decisions, strict=True)]
+    coords: dict[int, Emitted] = await _already_emitted(ctx, records, decisions)
+    pending = [i for i in range(len(outputs)) if i not in coords]
+    if pending:
+        highwaters = await ctx.effects.highwaters({(outputs[i].topic, partitions[i]) for i in pending})
+        committed = committed_offsets(ctx)
+        intents = [ctx.effects.intent(source, first, last, committed.get(source) or 0, highwaters)
+                   for source, (first, last) in _offset_ranges(records).items()]
+        await send_all(ctx.producer, [Output(ctx.topics.intents, k, v, []) for k, v in intents])
+        metas = await send_all(ctx.producer, [outputs[i] for i in pending], [partitions[i] for i in pending])
+        coords.update({i: Emitted(m.topic, m.partition, m.offset) for i, m in zip(pending, metas, strict=True)})
+    _observe_latency(ctx, records, decisions)
+    fragments = [
+        Output(ctx.topics.provenance, d.event_id.encode(),
+               orjson.dumps(screen_fragment(d, r, plan, o, coords[i].partition, coords[i].offset, received_at)), [])
+        for i, (d, r, o) in enumerate(zip(decisions, records, outputs, strict=True))
+    ]
+    await send_all(ctx.producer, fragments)
+    ctx.effects.processed(records)
+    ctx.metrics.on_screened(plan.name, decisions)
+
+
+def _observe_latency(ctx: Any, records: Sequence[RawRecord], decisions: Sequence[Decision]) -> None:
+    acked_ms = time.time() * 1000
+    for d, r in zip(decisions, records, strict=True):
+        if d.outcome is Outcome.CLEARED and r.timestamp_ms:
+            ctx.metrics.ingress_to_cleared.observe(max(0.0, (acked_ms - r.timestamp_ms) / 1000))

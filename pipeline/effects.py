@@ -1,0 +1,190 @@
+"""Effects exactly once on top of Faust's at-least-once: intent before send, read-back after a crash.
+
+Faust commits an offset only after the events before it are acknowledged, so a crash makes the worker
+process again the events after the last commit. Their outcome records may already be on the broker;
+sending them again would put an event id twice on a cleared topic. Per batch, for each source
+partition it reads, before any output is sent, an *intent* is written to ``R.screen.intents``
+(compacted, keyed by source partition) and acknowledged. The intent covers the whole uncommitted
+window: the first offset of the oldest batch not yet committed, and for every destination partition
+the lowest high watermark seen before any of the window's batches sent to it.
+
+After a restart or a rebalance, before the first batch from a source partition, the new owner reads
+the partition's last intent and every destination partition from the recorded watermark to its end:
+each event id found there was already emitted, with its destination coordinates. Those events are
+not sent again; their provenance is completed with the coordinates found. The recovered window stays
+part of the new owner's intents until the committed offset passes it, so a second crash before the
+next commit still finds the first owner's outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+log = logging.getLogger(__name__)
+TP = tuple[str, int]
+SOURCE_HEADER = "residency-source"  # "topic:partition:offset" of the ingress record, on every output
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class Window:
+    """Batches of one source partition not yet known to be committed."""
+
+    first: int
+    last: int
+    destinations: dict[TP, int]
+
+
+@dataclass
+class Recovered:
+    """What a source partition's previous owner already emitted for its last uncommitted batch."""
+
+    first_offset: int = -1
+    emitted: dict[str, Emitted] = field(default_factory=dict)
+
+    def lookup(self, offset: int, event_id: str) -> Emitted | None:
+        return self.emitted.get(event_id) if offset >= self.first_offset >= 0 else None
+
+
+def intent_key(topic: str, partition: int) -> bytes:
+    return f"{topic}:{partition}".encode()
+
+
+class EffectLog:
+    """One per worker; shared by the agents that emit outcome records."""
+
+    def __init__(self, bootstrap: str, intents_topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.intents_topic = intents_topic
+        self._reader: AIOKafkaConsumer | None = None
+        self._recovered: dict[TP, Recovered] = {}
+        self._done: dict[TP, int] = {}  # highest offset processed per source partition, this ownership
+        self._windows: dict[TP, list[Window]] = {}  # uncommitted batches per source partition
+        self._lock = asyncio.Lock()
+
+    async def _consumer(self) -> AIOKafkaConsumer:
+        if self._reader is None:
+            self._reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                            auto_offset_reset="earliest", isolation_level="read_committed")
+            await self._reader.start()
+        return self._reader
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            await self._reader.stop()
+            self._reader = None
+
+    def forget(self) -> None:
+        """After a rebalance, recover again: another worker may have owned a partition meanwhile."""
+        self._recovered.clear()
+        self._done.clear()
+        self._windows.clear()
+
+    def fresh(self, records: list[Any]) -> list[Any]:
+        """``records`` less any this process already processed (a redelivery without a rebalance,
+        or the same message twice in one batch): their outputs are on the broker already."""
+        out, seen = [], set()
+        for record in records:
+            tp = (record.topic, record.partition)
+            if record.offset <= self._done.get(tp, -1) or (tp, record.offset) in seen:
+                continue
+            seen.add((tp, record.offset))
+            out.append(record)
+        if len(out) < len(records):
+            log.info("skipped %d records delivered again", len(records) - len(out))
+        return out
+
+    def processed(self, records: list[Any]) -> None:
+        for record in records:
+            tp = (record.topic, record.partition)
+            self._done[tp] = max(self._done.get(tp, -1), record.offset)
+
+    async def highwaters(self, tps: Iterable[TP]) -> dict[TP, int]:
+        consumer = await self._consumer()
+        ends = await consumer.end_offsets([TopicPartition(t, p) for t, p in tps])
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def recovered(self, source: TP) -> Recovered:
+        """The already-emitted events of ``source``'s last intent (read once per ownership)."""
+        async with self._lock:
+            if source not in self._recovered:
+                self._recovered[source] = await self._recover(source)
+            return self._recovered[source]
+
+    async def _recover(self, source: TP) -> Recovered:
+        intent = await self._last_intent(source)
+        if intent is None:
+            return Recovered()
+        consumer = await self._consumer()
+        emitted: dict[str, Emitted] = {}
+        last = -1
+        prefix = f"{source[0]}:{source[1]}:".encode()
+        for topic, partition, start in intent["destinations"]:
+            tp = TopicPartition(topic, partition)
+            for msg in await _read_from(consumer, tp, start):
+                headers = dict(msg.headers or ())
+                origin, event_id = headers.get(SOURCE_HEADER, b""), headers.get("event-id")
+                if event_id is None or not origin.startswith(prefix):
+                    continue
+                emitted.setdefault(event_id.decode(), Emitted(topic, partition, msg.offset))
+                last = max(last, int(origin[len(prefix):]))
+        destinations = {(t, p): hw for t, p, hw in intent["destinations"]}
+        if last >= 0:  # keep covering what the previous owner emitted until it is committed
+            self._windows[source] = [Window(intent["first_offset"], last, destinations)]
+        log.info("recovered %d emitted events of %s[%d] from offset %d",
+                 len(emitted), source[0], source[1], intent["first_offset"])
+        return Recovered(intent["first_offset"], emitted)
+
+    async def _last_intent(self, source: TP) -> dict[str, Any] | None:
+        consumer = await self._consumer()
+        key = intent_key(*source)
+        last = None
+        partitions = consumer.partitions_for_topic(self.intents_topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public call in aiokafka
+            partitions = consumer.partitions_for_topic(self.intents_topic) or {0}
+        for partition in sorted(partitions):
+            for msg in await _read_from(consumer, TopicPartition(self.intents_topic, partition), 0):
+                if msg.key == key:
+                    last = msg.value
+        return orjson.loads(last) if last else None
+
+    def intent(self, source: TP, first: int, last: int, committed: int, highwaters: dict[TP, int]) -> tuple[bytes, bytes]:
+        """The (key, value) of ``source``'s intent once the batch ``[first, last]`` is added to its
+        window; ``committed`` is the source's committed offset (windows wholly below it are done)."""
+        windows = [w for w in self._windows.get(source, []) if w.last >= committed]
+        windows.append(Window(first, last, highwaters))
+        self._windows[source] = windows
+        destinations: dict[TP, int] = {}
+        for window in windows:
+            for tp, hw in window.destinations.items():
+                destinations[tp] = min(hw, destinations.get(tp, hw))
+        value = {"source": list(source), "first_offset": min(w.first for w in windows),
+                 "destinations": [[t, p, hw] for (t, p), hw in sorted(destinations.items())]}
+        return intent_key(*source), orjson.dumps(value)
+
+
+async def _read_from(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int) -> list[Any]:
+    """Records of ``tp`` from offset ``start`` to its current end."""
+    consumer.assign([tp])
+    end = (await consumer.end_offsets([tp]))[tp]
+    if end <= start:
+        return []
+    consumer.seek(tp, start)
+    records = []
+    while await consumer.position(tp) < end:
+        records.extend((await consumer.getmany(tp, timeout_ms=1000)).get(tp, []))
+    return records
