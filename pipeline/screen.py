@@ -93,8 +93,7 @@ def _apply_masks(doc: dict[str, Any], plan: DatasetPlan, masked: list[MaskApplie
     return done
 
 
-def _scan(doc: dict[str, Any], skip: set[str], budget: detection.Budget, on_pii: OnPII,
-          findings: list[Finding]) -> None:
+def _scan(doc: dict[str, Any], skip: set[str], budget: detection.Budget, findings: list[Finding]) -> None:
     for path, container, key, text in list(_strings(doc, "")):
         if path in skip:
             continue
@@ -102,8 +101,9 @@ def _scan(doc: dict[str, Any], skip: set[str], budget: detection.Budget, on_pii:
         if not spans:
             continue
         findings.extend(Finding(span.type, path) for span in spans)
-        if on_pii is OnPII.MASK:
-            container[key] = detection.redact_spans(text, spans)
+        # Redacted whatever the dataset does with findings: a held record's preview is shown to
+        # approvers and must not carry the values that made it held.
+        container[key] = detection.redact_spans(text, spans)
 
 
 def _screen_key(record: RawRecord, plan: DatasetPlan, budget: detection.Budget,
@@ -147,7 +147,7 @@ def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: 
     if fault:
         fault("detection")
     if rules.scan_unlisted:
-        _scan(doc, skip, budget, on_pii, findings)
+        _scan(doc, skip, budget, findings)
     key = _screen_key(record, plan, budget, findings, masked)
 
     if findings and on_pii is OnPII.REJECT:

@@ -167,3 +167,10 @@ def test_when_a_held_ticket_is_released_then_the_foreign_subject_clears_masked(p
     doc = {"ticket_id": "t-1", "body": f"card {CARD}", "customer": {"country": "BR", "email": "x@example.com"}}
     decision = screen(record(doc, dataset="tickets"), plans["tickets"], release=True)
     assert decision.outcome is Outcome.CLEARED and CARD not in decision.value.decode()
+
+
+def test_when_unexpected_pii_holds_a_record_then_its_preview_is_redacted(policy_factory, keys):
+    plans = compile_plans(policy_factory(replace={"    unexpected_pii: mask\n    hold:": "    unexpected_pii: hold\n    hold:"}), keys)
+    decision = screen(record(payment(note=f"card {CARD}")), plans["payments"])
+    assert decision.outcome is Outcome.HELD and decision.reason == "unexpected_pii"
+    assert CARD not in orjson.dumps(decision.preview).decode()
