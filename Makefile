@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration bench lint clean browser-deps
+.PHONY: demo test unit integration faults bench lint clean browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
+
+# Crash, rebalance, state loss, broker restart, bad input and fail-closed tests (docs/faults.md).
+faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults
 
 clean:
 	rm -rf $(VENV) .residency .pytest_cache

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     jwt_audience: str | None = Field(default=None, description="approver tokens: this fleet's audience (aud)")
     jwt_leeway_s: float = Field(default=30.0, ge=0, le=300)
     expiry_check_s: float = Field(default=5.0, gt=0, le=3600, description="how often each worker looks for expired holds")
+    enable_test_hooks: bool = Field(default=False, description="test only: honour test_faults (never in production)")
+    test_faults: str | None = Field(default=None, description="test only: faults to inject, see pipeline/faults.py")
 
     @field_validator("keys", mode="before")
     @classmethod

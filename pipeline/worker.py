@@ -19,6 +19,7 @@ from pipeline.app import create_app
 from pipeline.console.views import register_console
 from pipeline.context import FleetContext
 from pipeline.effects import EffectLog
+from pipeline.faults import FaultSpecError, fault_hook
 from pipeline.identity import approver_verifier
 from pipeline.keys import MissingKeyError
 from pipeline.metrics import Metrics
@@ -63,6 +64,7 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
     ctx.provenance = provenance_table(app, loaded.policy.topology.audit_partitions)
     ctx.partitions = {spec.name: spec.partitions for spec in topic_specs(loaded.policy)}
     ctx.effects = EffectLog(settings.bootstrap_servers, ctx.topics.intents)
+    ctx.fault_hook = _test_fault_hook(settings)
 
     @app.on_partitions_revoked.connect
     async def recover_effects_again(app: faust.App, revoked: object, **kwargs: object) -> None:  # noqa: ARG001
@@ -79,6 +81,21 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
     register_web(app, ctx)
     register_console(app, ctx)
     return ctx
+
+
+def _test_fault_hook(settings: Settings):  # noqa: ANN202 - pipeline.screen.FaultHook | None
+    """Fault injection for the fault tests, only when test hooks are enabled explicitly."""
+    if not settings.test_faults:
+        return None
+    if not settings.enable_test_hooks:
+        log.warning("RESIDENCY_TEST_FAULTS is set but RESIDENCY_ENABLE_TEST_HOOKS is not: ignored")
+        return None
+    try:
+        hook = fault_hook(settings.test_faults)
+    except (FaultSpecError, OSError) as exc:
+        raise StartupRefused(f"RESIDENCY_TEST_FAULTS: {exc}") from None
+    print("residency worker: TEST FAULT HOOKS ENABLED (never in production)", file=sys.stderr, flush=True)
+    return hook
 
 
 def preflight(settings: Settings) -> LoadedPolicy:
