@@ -111,9 +111,13 @@ _ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
 class JwtVerifier:
     """Verify tokens: signature (JWKS), issuer, audience, expiry and not-before, with ``leeway_s``."""
 
-    def __init__(self, jwks: str | Path, issuer: str, audience: str, leeway_s: float = 30) -> None:
+    def __init__(self, jwks: str | Path, issuer: str, audience: str, leeway_s: float = 30,
+                 keys: Any = None) -> None:
         source = str(jwks)
-        self._keys = _UrlKeys(source) if source.startswith(("https://", "http://")) else _FileKeys(Path(source))
+        if keys is not None:  # any object with get(kid) -> PyJWK, e.g. an in-memory snapshot
+            self._keys = keys
+        else:
+            self._keys = _UrlKeys(source) if source.startswith(("https://", "http://")) else _FileKeys(Path(source))
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.keys import KeyRing
 from pipeline.masking import Strategy, build_strategy
 from pipeline.paths import FieldPath, compile_path
 from pipeline.policy import LoadedPolicy
-from pipeline.topics import RegionTopics
-from schemas.policy import Dataset
+from pipeline.topics import RegionTopics, egress_topic
+from schemas.policy import Dataset, MaskRule
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,17 @@ class CompiledMask:
     @property
     def strategy_name(self) -> str:
         return self.strategy.name
+
+
+@dataclass(frozen=True)
+class EgressPlan:
+    """One egress profile: the dataset's cleared record, masked further, to its own topic."""
+
+    name: str
+    region: str
+    topic: str
+    masks: tuple[CompiledMask, ...]
+    key_mask: Strategy | None
 
 
 @dataclass(frozen=True)
@@ -35,20 +47,36 @@ class DatasetPlan:
     rejected_topic: str
     held_topic: str
     deadletter_topic: str
+    egress: tuple[EgressPlan, ...] = ()
+    identity: Any = None  # pipeline.producer_identity.ProducerCheck, when producer identity is configured
+    attestor: Any = None  # pipeline.attestation.Attestor, signs cleared and egress records
 
 
-def compile_plans(loaded: LoadedPolicy, keys: KeyRing) -> dict[str, DatasetPlan]:
-    """One plan per dataset; raises when a key the policy names is missing from ``keys``."""
+def _masks(rules: list[MaskRule], keys: KeyRing) -> tuple[CompiledMask, ...]:
+    return tuple(CompiledMask(compile_path(r.path), build_strategy(r.strategy, r.params, keys)) for r in rules)
+
+
+def compile_plans(loaded: LoadedPolicy, keys: KeyRing, identity: Any = None,
+                  attestor: Any = None) -> dict[str, DatasetPlan]:
+    """One plan per dataset; raises when a key the policy names is missing from ``keys``.
+
+    ``identity`` (a ProducerCheck) and ``attestor`` are the worker's start-up material; without
+    ``identity`` a dataset that requires producer identity rejects every record (fail closed).
+    """
     policy = loaded.policy
     names = RegionTopics(policy.region)
     plans: dict[str, DatasetPlan] = {}
     for name, dataset in policy.datasets.items():
-        masks = tuple(
-            CompiledMask(compile_path(rule.path), build_strategy(rule.strategy, rule.params, keys))
-            for rule in dataset.masking
-        )
+        masks = _masks(dataset.masking, keys)
         key_rule = dataset.key_masking
         key_mask = build_strategy(key_rule.strategy, key_rule.params, keys) if key_rule else None
+        egress = tuple(
+            EgressPlan(profile_name, profile.region, egress_topic(policy.region, name, profile_name, profile.topic),
+                       _masks(profile.masking, keys),
+                       build_strategy(profile.key_masking.strategy, profile.key_masking.params, keys)
+                       if profile.key_masking else None)
+            for profile_name, profile in sorted(dataset.egress.items())
+        )
         plans[name] = DatasetPlan(
             name=name,
             region=policy.region,
@@ -61,5 +89,8 @@ def compile_plans(loaded: LoadedPolicy, keys: KeyRing) -> dict[str, DatasetPlan]
             rejected_topic=names.rejected(name),
             held_topic=names.held,
             deadletter_topic=names.deadletter,
+            egress=egress,
+            identity=identity,
+            attestor=attestor,
         )
     return plans

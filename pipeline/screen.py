@@ -1,6 +1,7 @@
 """The screening decision: a pure function from one raw record and a compiled plan to a Decision.
 
-Order: event id, size, parse, record contract, residency, masking, detection, hold rules. Any error
+Order: event id, producer identity, size, parse, record contract, residency, masking, detection, hold
+rules, then the egress profiles' extra masking of a cleared record. Any error
 in detection, masking or rule evaluation ends in held or dead-letter, never in cleared (fail closed).
 No reason or detail ever quotes the payload.
 """
@@ -16,9 +17,10 @@ import orjson
 from pipeline import detection
 from pipeline.detection import DetectionBudgetExceeded
 from pipeline.paths import DROP
-from pipeline.plan import DatasetPlan
+from pipeline.plan import CompiledMask, DatasetPlan, EgressPlan
+from pipeline.producer_identity import IdentityRefused
 from pipeline.rules import conditions_met, contract_violation, residency_violation
-from schemas.decision import Decision, Finding, MaskApplied, Outcome, RawRecord
+from schemas.decision import Decision, EgressRecord, Finding, MaskApplied, Outcome, RawRecord
 from schemas.policy import OnPII, OnViolation
 
 EVENT_ID_HEADER = "event-id"
@@ -79,9 +81,23 @@ def _strings(node: Any, path: str) -> Iterator[tuple[str, Any, Any, str]]:
             yield from _strings(value, child)
 
 
-def _apply_masks(doc: dict[str, Any], plan: DatasetPlan, masked: list[MaskApplied]) -> set[str]:
+def _identify(record: RawRecord, plan: DatasetPlan, event_id: str) -> dict[str, Any] | Decision:
+    """The verified, authorized producer as ``{"subject", "groups"}``, or the rejection."""
+    try:
+        if plan.identity is None:
+            raise IdentityRefused("identity_invalid:unconfigured", "producer identity is not configured on this worker")
+        principal = plan.identity.identify(record, event_id)
+        producers = plan.rules.producers
+        if producers is None or not producers.allows(principal.subject, principal.groups):
+            raise IdentityRefused("producer_not_authorized", f"the producer may not write dataset {plan.name!r}")
+    except IdentityRefused as refused:
+        return Decision(Outcome.REJECTED, event_id, refused.reason, refused.detail)
+    return principal.as_dict()
+
+
+def _apply_masks(doc: dict[str, Any], masks: tuple[CompiledMask, ...], masked: list[MaskApplied]) -> set[str]:
     done: set[str] = set()
-    for mask in plan.masks:
+    for mask in masks:
         strategy = mask.strategy
 
         def apply(concrete: str, value: Any, strategy=strategy) -> Any:  # noqa: ANN001
@@ -143,7 +159,7 @@ def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: 
 
     if fault:
         fault("masking")
-    skip = _apply_masks(doc, plan, masked)
+    skip = _apply_masks(doc, plan.masks, masked)
     if fault:
         fault("detection")
     if rules.scan_unlisted:
@@ -161,11 +177,21 @@ def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: 
     if hold_rule:
         return Decision(Outcome.HELD, event_id, f"hold_rule:{hold_rule}", "a hold rule matched",
                         findings=findings, masked=masked, preview=doc)
-    # The budget covers every stage: slow policy evaluation or masking holds the record even when
-    # nothing was left to scan (fail closed on a timeout anywhere, not only in detection).
-    budget.check()
-    return Decision(Outcome.CLEARED, event_id, "cleared", "", value=orjson.dumps(doc), key=key,
-                    findings=findings, masked=masked)
+    value = orjson.dumps(doc)
+    return Decision(Outcome.CLEARED, event_id, "cleared", "", value=value, key=key, findings=findings,
+                    masked=masked, egress=[_egress(value, key, profile) for profile in plan.egress])
+
+
+def _egress(cleared: bytes, key: bytes | None, profile: EgressPlan) -> EgressRecord:
+    """The cleared record with the profile's masking applied on top of the dataset's."""
+    doc = orjson.loads(cleared)
+    masked: list[MaskApplied] = []
+    _apply_masks(doc, profile.masks, masked)
+    if key is not None and profile.key_mask is not None:
+        masked.append(MaskApplied("key", profile.key_mask.name, profile.key_mask.key_id))
+        out = profile.key_mask.mask(key.decode("utf-8", errors="replace"))
+        key = None if out is DROP else str(out).encode()
+    return EgressRecord(profile.name, profile.topic, key, orjson.dumps(doc), tuple(masked))
 
 
 def _kinds(findings: list[Finding]) -> str:
@@ -173,18 +199,31 @@ def _kinds(findings: list[Finding]) -> str:
 
 
 def screen(record: RawRecord, plan: DatasetPlan, fault: FaultHook | None = None, *,
-           release: bool = False) -> Decision:
+           release: bool = False, check_identity: bool = True) -> Decision:
     """Decide the one outcome of ``record`` under ``plan``.
 
     ``release=True`` screens a held record that approvers released: hold rules and a held
     jurisdiction no longer hold it, but masking, detection and every reject rule still apply, so
     the result is cleared (masked), rejected or dead-lettered, or held again on a detection timeout.
+    A release and ``check_identity=False`` (offline masking) skip producer identity: a held record's
+    producer was verified when it was screened and is kept in its envelope.
     ``fault`` is a test hook called with the stage name ("policy", "masking", "detection") so the
     fault tests can inject an exception or a delay; it is ``None`` in production.
     """
     event_id, problem = event_id_of(record)
     if problem:
         return _dead(event_id, "invalid_event_id_header", problem)
+    producer = None
+    if check_identity and not release and plan.rules.identity == "required":
+        producer = _identify(record, plan, event_id)
+        if isinstance(producer, Decision):
+            return producer
+    decision = _decide(record, plan, event_id, fault, release)
+    decision.producer = producer
+    return decision
+
+
+def _decide(record: RawRecord, plan: DatasetPlan, event_id: str, fault: FaultHook | None, release: bool) -> Decision:
     parsed = _parse(record, plan, event_id)
     if isinstance(parsed, Decision):
         return parsed

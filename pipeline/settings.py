@@ -48,18 +48,29 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(default=None, description="approver tokens: the trusted issuer (iss)")
     jwt_audience: str | None = Field(default=None, description="approver tokens: this fleet's audience (aud)")
     jwt_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    producer_jwks: str | None = Field(default=None, description="producer tokens: JWKS file path or https URL")
+    producer_jwt_issuer: str | None = Field(default=None, description="producer tokens: the trusted issuer")
+    producer_jwt_audience: str | None = Field(default=None, description="producer tokens: this fleet's audience")
+    producer_jwks_refresh_s: float = Field(default=300.0, ge=5, le=86_400,
+                                           description="how often the producer JWKS is fetched again")
+    producer_keys: dict[str, SecretStr] = Field(default_factory=dict,
+                                                description="service account HMAC secrets by key id")
+    producer_keys_file: Path | None = None
+    attestation_key: SecretStr | None = Field(
+        default=None, description="Ed25519 private key (PEM or base64 seed) that attests cleared and egress records")
+    app_id: str | None = Field(default=None, description="the Faust app id; default <region>.residency")
     expiry_check_s: float = Field(default=5.0, gt=0, le=3600, description="how often each worker looks for expired holds")
     enable_test_hooks: bool = Field(default=False, description="test only: honour test_faults (never in production)")
     test_faults: str | None = Field(default=None, description="test only: faults to inject, see pipeline/faults.py")
 
-    @field_validator("keys", mode="before")
+    @field_validator("keys", "producer_keys", mode="before")
     @classmethod
     def _keys_from_json(cls, value: object) -> object:
         if isinstance(value, str):
             try:
                 return json.loads(value)
             except ValueError:
-                raise ValueError("RESIDENCY_KEYS must be a JSON object of key id to secret") from None
+                raise ValueError("RESIDENCY_KEYS and RESIDENCY_PRODUCER_KEYS must be JSON objects of key id to secret") from None
         return value
 
     def key_ring(self) -> KeyRing:
@@ -74,3 +85,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"{self.keys_file}: expected a JSON object of key id to secret")
             secrets.update({str(k): str(v).encode() for k, v in data.items()})
         return KeyRing(secrets)
+
+    def producer_secrets(self) -> dict[str, bytes]:
+        """Service account HMAC secrets from ``producer_keys`` and ``producer_keys_file``."""
+        secrets = {k: v.get_secret_value().encode() for k, v in self.producer_keys.items()}
+        if self.producer_keys_file is not None:
+            try:
+                data = json.loads(self.producer_keys_file.read_text())
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{self.producer_keys_file}: cannot read the producer keys file "
+                                 f"({type(exc).__name__})") from None
+            if not isinstance(data, dict):
+                raise ValueError(f"{self.producer_keys_file}: expected a JSON object of key id to secret")
+            secrets.update({str(k): str(v).encode() for k, v in data.items()})
+        return secrets

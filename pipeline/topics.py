@@ -17,6 +17,15 @@ def app_id(region: str) -> str:
     return f"{region}.residency"
 
 
+def egress_topic(region: str, dataset: str, profile: str, override: str | None = None) -> str:
+    """An egress profile's topic: ``R.egress.<profile>.<dataset>`` unless the policy names one.
+
+    The default keeps the fleet's region first, so ACLs by prefix still cover it; a name from the
+    policy that does not start with ``R.`` stops the worker at start-up (namespace guard).
+    """
+    return override or f"{region}.egress.{profile}.{dataset}"
+
+
 @dataclass(frozen=True)
 class RegionTopics:
     region: str
@@ -93,6 +102,9 @@ def topic_specs(policy: Policy) -> list[TopicSpec]:
             spec(names.cleared(dataset_name), n, _retention(ret.cleared_ms)),
             spec(names.rejected(dataset_name), n, _retention(ret.rejected_ms)),
         ]
+        specs += [spec(egress_topic(policy.region, dataset_name, profile_name, profile.topic), n,
+                       _retention(ret.cleared_ms))
+                  for profile_name, profile in sorted(dataset.egress.items())]
     audit_config = {"cleanup.policy": "delete", **_retention(ret.audit_ms)}
     specs += [
         spec(names.held, topo.held_partitions, _retention(-1)),

@@ -50,6 +50,17 @@ class MaskApplied:
     key_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EgressRecord:
+    """A cleared record as one egress profile sends it: masked again by the profile's rules."""
+
+    profile: str
+    topic: str
+    key: bytes | None
+    value: bytes
+    masked: tuple[MaskApplied, ...] = ()
+
+
 @dataclass(slots=True)
 class Decision:
     """What ``screen`` decided for one record.
@@ -57,6 +68,7 @@ class Decision:
     ``reason`` is a stable code (``invalid_json``, ``hold_rule:high-value``...) and ``detail`` a short
     payload-free explanation. ``value``/``key`` are the masked bytes for the cleared topic and
     ``preview`` the masked document shown to approvers; both are ``None`` unless computed.
+    ``producer`` is the verified producer principal and ``egress`` the records of the egress profiles.
     """
 
     outcome: Outcome
@@ -68,3 +80,5 @@ class Decision:
     findings: list[Finding] = field(default_factory=list)
     masked: list[MaskApplied] = field(default_factory=list)
     preview: dict[str, Any] | None = None
+    producer: dict[str, Any] | None = None  # the verified producer: {"subject", "groups"}; None when off
+    egress: list[EgressRecord] = field(default_factory=list)  # cleared only: one per egress profile

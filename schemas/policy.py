@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 NAME = r"^[a-z][a-z0-9_-]{0,62}$"
 REGION = r"^[a-z][a-z0-9-]{0,30}$"
 JURISDICTION = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"
+KAFKA_PRINCIPAL = r"^User:[A-Za-z0-9][A-Za-z0-9_.@=,+-]{0,127}$"
+RACK = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"
 
 
 class Strict(BaseModel):
@@ -110,8 +112,46 @@ class Approval(Strict):
     require_justification: bool = True
 
 
+class Producers(Strict):
+    """Who may produce a dataset: verified principals (token ``sub`` or service account subject) and
+    groups (token ``groups`` claim or service account groups); ``kafka_users`` are the Kafka principals
+    that ``residency acls`` lets write ``R.raw.D`` (default: ``User:<principal>`` for each principal)."""
+
+    principals: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    kafka_users: list[Annotated[str, Field(pattern=KAFKA_PRINCIPAL)]] | None = None
+
+    @model_validator(mode="after")
+    def _someone_may_produce(self) -> Producers:
+        if not self.principals and not self.groups:
+            raise ValueError("list at least one of 'principals' or 'groups' that may produce this dataset")
+        return self
+
+    def allows(self, subject: str, groups: tuple[str, ...]) -> bool:
+        return subject in self.principals or any(g in self.groups for g in groups)
+
+    def kafka_principals(self) -> list[str]:
+        return list(self.kafka_users) if self.kafka_users is not None else [f"User:{p}" for p in self.principals]
+
+
+class EgressProfile(Strict):
+    """A named egress: cleared records, masked further by ``masking``, to their own topic for ``region``."""
+
+    region: str = Field(pattern=REGION, description="destination region; must be in the policy's egress_regions")
+    masking: list[MaskRule] = Field(default_factory=list, description="applied on top of the dataset masking")
+    key_masking: MaskRule | None = None
+    topic: str | None = Field(default=None, description="default R.egress.<profile>.<dataset>")
+    consumers: list[Annotated[str, Field(pattern=KAFKA_PRINCIPAL)]] = Field(default_factory=list)
+
+
 class Dataset(Strict):
     partitions: int = Field(ge=1, le=1024)
+    identity: Literal["required", "off"] = Field(
+        default="required", description="producer identity per record; 'off' for trials only")
+    producers: Producers | None = None
+    consumers: list[Annotated[str, Field(pattern=KAFKA_PRINCIPAL)]] = Field(
+        default_factory=list, description="Kafka principals that may read R.cleared.D")
+    egress: dict[Annotated[str, Field(pattern=NAME)], EgressProfile] = Field(default_factory=dict)
     key_field: str | None = None
     schema_: RecordSchema | None = Field(default=None, alias="schema")
     masking: list[MaskRule] = Field(default_factory=list)
@@ -133,6 +173,19 @@ class Dataset(Strict):
         if holds and self.approval is None:
             raise ValueError("this dataset can hold records, so it needs an 'approval' section "
                              "(groups, ttl_seconds...) saying who may release them")
+        return self
+
+    @field_validator("identity", mode="before")
+    @classmethod
+    def _yaml_off_is_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as false and `on` as true.
+        return {False: "off", True: "required"}.get(value, value) if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _identity_has_producers(self) -> Dataset:
+        if self.identity == "required" and self.producers is None:
+            raise ValueError("this dataset requires producer identity, so it needs a 'producers' section "
+                             "(principals and/or groups allowed to write it); 'identity: off' only for trials")
         return self
 
     @field_validator("masking")
@@ -169,20 +222,66 @@ class Topology(Strict):
     replication_factor: int = Field(default=1, ge=1, le=7)
 
 
+class ServiceAccount(Strict):
+    """A producer that signs records with HMAC-SHA256 instead of a token; its secret comes from
+    settings (``RESIDENCY_PRODUCER_KEYS`` / ``RESIDENCY_PRODUCER_KEYS_FILE``) under ``key``."""
+
+    key: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    subject: str = Field(min_length=1, max_length=256)
+    groups: list[str] = Field(default_factory=list)
+
+
+class KafkaPrincipals(Strict):
+    """Kafka principals of the fleet itself, for ``residency acls``."""
+
+    worker: str | None = Field(default=None, pattern=KAFKA_PRINCIPAL, description="default User:<region>-residency")
+    approvers: list[Annotated[str, Field(pattern=KAFKA_PRINCIPAL)]] = Field(default_factory=list)
+
+
 class Policy(Strict):
     version: Literal[1] = 1
     region: str = Field(pattern=REGION)
     egress_regions: list[Annotated[str, Field(pattern=REGION)]] = Field(default_factory=list)
+    jurisdictions: list[Annotated[str, Field(pattern=JURISDICTION)]] | None = Field(
+        default=None, description="jurisdictions this fleet may clear; every residency rule stays within them")
+    racks: list[Annotated[str, Field(pattern=RACK)]] = Field(
+        default_factory=list, description="broker racks allowed to hold this region's data; empty: not checked")
+    service_accounts: list[ServiceAccount] = Field(default_factory=list)
+    kafka_principals: KafkaPrincipals = Field(default_factory=KafkaPrincipals)
     keys: list[KeyRef] = Field(default_factory=list)
     topology: Topology = Field(default_factory=Topology)
     retention: Retention = Field(default_factory=Retention)
     datasets: dict[Annotated[str, Field(pattern=NAME)], Dataset] = Field(min_length=1)
 
     @model_validator(mode="after")
+    def _egress_and_jurisdictions_are_allowed(self) -> Policy:
+        for name, dataset in self.datasets.items():
+            for profile_name, profile in dataset.egress.items():
+                if profile.region not in self.egress_regions:
+                    raise ValueError(
+                        f"dataset {name!r}: egress profile {profile_name!r} sends to region {profile.region!r}, "
+                        f"which is not in egress_regions {self.egress_regions}")
+            if self.jurisdictions is not None and dataset.residency is not None:
+                extra = sorted(set(dataset.residency.allowed) - set(self.jurisdictions))
+                if extra:
+                    raise ValueError(f"dataset {name!r}: residency.allowed names {extra}, which this fleet may "
+                                     f"not clear (jurisdictions: {self.jurisdictions})")
+        keys = [a.key for a in self.service_accounts]
+        if len(keys) != len(set(keys)):
+            raise ValueError("service_accounts: each key id may be used by one service account only")
+        return self
+
+    def identity_off(self) -> list[str]:
+        """Datasets whose producer identity is switched off (trials): ``policy check`` warns about them."""
+        return sorted(name for name, d in self.datasets.items() if d.identity == "off")
+
+    @model_validator(mode="after")
     def _keys_are_declared(self) -> Policy:
         declared = {k.id for k in self.keys}
         for name, dataset in self.datasets.items():
             rules = [*dataset.masking, *([dataset.key_masking] if dataset.key_masking else [])]
+            for profile in dataset.egress.values():
+                rules += [*profile.masking, *([profile.key_masking] if profile.key_masking else [])]
             for rule in rules:
                 key_id = rule.params.get("key")
                 if key_id is not None and key_id not in declared:

@@ -15,6 +15,7 @@ region: eu
 datasets:
   orders:
     partitions: 2
+    producers: {principals: [svc-orders]}
 """
 
 
@@ -39,7 +40,7 @@ def test_when_a_minimal_policy_loads_then_defaults_apply():
     (b"region: eu\nregion: us\ndatasets: {orders: {partitions: 1}}", "p.yaml (line 2, column 1): duplicate key 'region'"),
     (b"region: [eu\n", "p.yaml (line 2, column 1)"),
     (b"- just a list", "p.yaml: (top level): expected a mapping"),
-    (b"region: eu\ndatasets: {orders: {partitions: 1, masking: [{path: a, strategy: hash, params: {key: nope}}]}}",
+    (b"region: eu\ndatasets: {orders: {partitions: 1, identity: off, masking: [{path: a, strategy: hash, params: {key: nope}}]}}",
      "uses key 'nope', which is not declared under 'keys'"),
     (b"region: eu\ndatasets: {orders: {partitions: 1, hold: [{name: big, when: [{field: amount, op: '>', value: lots}]}]}}",
      "op '>' needs a number value"),
