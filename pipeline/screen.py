@@ -177,6 +177,9 @@ def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: 
     if hold_rule:
         return Decision(Outcome.HELD, event_id, f"hold_rule:{hold_rule}", "a hold rule matched",
                         findings=findings, masked=masked, preview=doc)
+    # The budget covers every stage: slow policy evaluation or masking holds the record even when
+    # nothing was left to scan (fail closed on a timeout anywhere, not only in detection).
+    budget.check()
     value = orjson.dumps(doc)
     return Decision(Outcome.CLEARED, event_id, "cleared", "", value=value, key=key, findings=findings,
                     masked=masked, egress=[_egress(value, key, profile) for profile in plan.egress])
