@@ -113,7 +113,8 @@ def _scan(doc: dict[str, Any], skip: set[str], budget: detection.Budget, finding
     for path, container, key, text in list(_strings(doc, "")):
         if path in skip:
             continue
-        spans = detection.scan(text, budget)
+        # The field name is context for weak-checksum identifiers ("ssn", "nhs_number"...).
+        spans = detection.scan(text, budget, hint=path.rsplit(".", 1)[-1])
         if not spans:
             continue
         findings.extend(Finding(span.type, path) for span in spans)
