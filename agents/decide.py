@@ -22,7 +22,7 @@ import orjson
 from pipeline.approval import effects, rules, state as held_state
 from pipeline.context import FleetContext
 from pipeline.identity import IdentityError
-from pipeline.outputs import Output, now_iso, output_for
+from pipeline.outputs import Output, egress_outputs, now_iso, output_for
 from pipeline.screen import screen
 from pipeline.sender import send_all
 from schemas.decision import Outcome
@@ -137,9 +137,12 @@ class Decider:
             return exc
 
     async def audit(self, key: bytes, state: dict | None, verdict: rules.Verdict, decision: dict | None,
-                    source: dict, destination: dict | None = None, name: str | None = None) -> None:
+                    source: dict, destination: dict | None = None, name: str | None = None,
+                    destinations: list[dict] | None = None) -> None:
         fragment = effects.fragment(state, key.decode(errors="replace"), verdict, decision, source, destination,
                                     name, self.ctx.plans.get((state or {}).get("dataset") or ""))
+        if destinations:  # a release also goes to every egress profile of the dataset
+            fragment["destinations"] = destinations
         await send_all(self.ctx.producer, [Output(self.ctx.topics.provenance, key, orjson.dumps(fragment), [])])
 
     async def refuse(self, key: bytes, current: dict | None, decision: dict, verdict: rules.Verdict,
@@ -159,10 +162,13 @@ class Decider:
         await self.complete(key, current, decision, verdict, source, out, "expired" if reason == "expired" else "rejected")
 
     async def complete(self, key: bytes, current: dict, decision: dict | None, verdict: rules.Verdict,
-                       source: dict, out: Output, status: str) -> None:
-        meta = (await send_all(self.ctx.producer, [out]))[0]
+                       source: dict, out: Output, status: str, more: list[Output] | None = None) -> None:
+        metas = await send_all(self.ctx.producer, [out, *(more or [])])
+        meta = metas[0]
         destination = {"topic": meta.topic, "partition": meta.partition, "offset": meta.offset}
-        await self.audit(key, current, verdict, decision, source, destination, status)
+        destinations = [{"topic": m.topic, "partition": m.partition, "offset": m.offset} for m in metas]
+        await self.audit(key, current, verdict, decision, source, destination, status,
+                         destinations if more else None)
         self.ctx.held[key] = held_state.encode(effects.finish(current, status, decision, verdict, destination, source))
         self.ctx.metrics.approval_latency.observe(held_state.age_seconds(current))
         self._resolve(decision, {"status": status, "destination": f"{meta.topic}[{meta.partition}]@{meta.offset}"})
@@ -182,7 +188,8 @@ class Decider:
             return
         result.event_id = current["event_id"]
         status = {Outcome.CLEARED: "released", Outcome.REJECTED: "rejected", Outcome.DEADLETTER: "deadletter"}[result.outcome]
-        await self.complete(key, current, decision, verdict, source, output_for(result, record, plan), status)
+        await self.complete(key, current, decision, verdict, source, output_for(result, record, plan), status,
+                            egress_outputs(result, record, plan))
 
     async def expire_stale(self) -> None:
         """Timer: ask the agent (through ``R.approvals``) to expire every local hold past its TTL."""
@@ -220,6 +227,7 @@ def register_decide(app: faust.App, ctx: FleetContext) -> Decider:
     async def decide(stream: faust.StreamT) -> None:
         async with ctx.crash_on_error("decide"):
             async for event in stream.events():
+                await ctx.gate()
                 await decider.handle(event)
 
     app.agent(topic, name="decide")(decide)

@@ -45,6 +45,7 @@ def register_record(app: faust.App, ctx: FleetContext) -> None:
     async def record_provenance(stream: faust.StreamT) -> None:
         async with ctx.crash_on_error("record"):
             async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
+                await ctx.gate()
                 await ctx.audit.append(fold_batch(stream, ctx.provenance, events))
 
     app.agent(topic, name="record")(record_provenance)

@@ -12,7 +12,7 @@ def create_app(settings: Settings, region: str) -> faust.App:
     """The ``<region>.residency`` app; nothing here binds an event loop or touches the network."""
     brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
     return faust.App(
-        app_id(region),
+        settings.app_id or app_id(region),  # the namespace guard refuses one outside the region
         broker=brokers,
         store="rocksdb://",
         datadir=str(settings.data_dir),

@@ -14,7 +14,7 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.effects import TP, Emitted
-from pipeline.outputs import Output, now_iso, output_for, screen_fragment
+from pipeline.outputs import Output, now_iso, outputs_for, screen_fragment
 from pipeline.plan import DatasetPlan
 from pipeline.screen import screen
 from pipeline.sender import send_all
@@ -50,12 +50,15 @@ def _offset_ranges(records: Sequence[RawRecord]) -> dict[TP, tuple[int, int]]:
     return ranges
 
 
-async def _already_emitted(ctx: Any, records: Sequence[RawRecord], decisions: Sequence[Decision]) -> dict[int, Emitted]:
+async def _already_emitted(ctx: Any, records: Sequence[RawRecord], decisions: Sequence[Decision],
+                           owners: Sequence[int], outputs: Sequence[Output]) -> dict[int, Emitted]:
+    """Outputs (by index) the previous owner already sent, found by event id and destination topic."""
     skip: dict[int, Emitted] = {}
-    for i, (r, d) in enumerate(zip(records, decisions, strict=True)):
-        found = (await ctx.effects.recovered((r.topic, r.partition))).lookup(r.offset, d.event_id)
+    for j, (i, out) in enumerate(zip(owners, outputs, strict=True)):
+        r, d = records[i], decisions[i]
+        found = (await ctx.effects.recovered((r.topic, r.partition))).lookup(r.offset, d.event_id, out.topic)
         if found is not None:
-            skip[i] = found
+            skip[j] = found
     return skip
 
 
@@ -70,29 +73,41 @@ def _screen_all(ctx: Any, plan: DatasetPlan, records: Sequence[RawRecord]) -> li
 
 async def screen_batch(ctx: Any, plan: DatasetPlan, events: list[Any]) -> None:
     """Screen ``events``; return once every outcome and provenance record is acknowledged."""
+    await ctx.gate()  # closed while a broker with a disallowed rack is in the cluster (pipeline.guards)
     received_at = now_iso()
     records = ctx.effects.fresh([raw_record(e) for e in events])
     if not records:
         return
     decisions = _screen_all(ctx, plan, records)
-    outputs = [output_for(d, r, plan) for d, r in zip(decisions, records, strict=True)]
-    partitions = [partition_for(o, d.event_id, ctx.partitions[o.topic]) for o, d in zip(outputs, decisions, strict=True)]
-    coords: dict[int, Emitted] = await _already_emitted(ctx, records, decisions)
-    pending = [i for i in range(len(outputs)) if i not in coords]
+    # One outcome record per event, plus one per egress profile when cleared; owners[j] is the
+    # index of the event that outputs[j] belongs to.
+    owners, outputs = [], []
+    for i, (d, r) in enumerate(zip(decisions, records, strict=True)):
+        for out in outputs_for(d, r, plan):
+            owners.append(i)
+            outputs.append(out)
+    partitions = [partition_for(o, decisions[i].event_id, ctx.partitions[o.topic]) for o, i in zip(outputs, owners, strict=True)]
+    coords: dict[int, Emitted] = await _already_emitted(ctx, records, decisions, owners, outputs)
+    pending = [j for j in range(len(outputs)) if j not in coords]
     if pending:
-        highwaters = await ctx.effects.highwaters({(outputs[i].topic, partitions[i]) for i in pending})
+        highwaters = await ctx.effects.highwaters({(outputs[j].topic, partitions[j]) for j in pending})
         committed = committed_offsets(ctx)
         intents = [ctx.effects.intent(source, first, last, committed.get(source) or 0, highwaters)
                    for source, (first, last) in _offset_ranges(records).items()]
         await send_all(ctx.producer, [Output(ctx.topics.intents, k, v, []) for k, v in intents])
-        metas = await send_all(ctx.producer, [outputs[i] for i in pending], [partitions[i] for i in pending])
-        coords.update({i: Emitted(m.topic, m.partition, m.offset) for i, m in zip(pending, metas, strict=True)})
+        metas = await send_all(ctx.producer, [outputs[j] for j in pending], [partitions[j] for j in pending])
+        coords.update({j: Emitted(m.topic, m.partition, m.offset) for j, m in zip(pending, metas, strict=True)})
     _observe_latency(ctx, records, decisions)
-    fragments = [
-        Output(ctx.topics.provenance, d.event_id.encode(),
-               orjson.dumps(screen_fragment(d, r, plan, o, coords[i].partition, coords[i].offset, received_at)), [])
-        for i, (d, r, o) in enumerate(zip(decisions, records, outputs, strict=True))
-    ]
+    sent: dict[int, list[int]] = {}
+    for j, i in enumerate(owners):
+        sent.setdefault(i, []).append(j)
+    fragments = []
+    for i, (d, r) in enumerate(zip(decisions, records, strict=True)):
+        first, *more = sent[i]
+        extra = [(outputs[j], coords[j].partition, coords[j].offset) for j in more]
+        fragment = screen_fragment(d, r, plan, outputs[first], coords[first].partition, coords[first].offset,
+                                   received_at, extra)
+        fragments.append(Output(ctx.topics.provenance, d.event_id.encode(), orjson.dumps(fragment), []))
     await send_all(ctx.producer, fragments)
     ctx.effects.processed(records)
     ctx.metrics.on_screened(plan.name, decisions)

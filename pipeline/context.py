@@ -40,6 +40,12 @@ class FleetContext:
     verifier: Any = None  # pipeline.identity.JwtVerifier for approver tokens
     held: Any = None  # the held table (agents/decide.py)
     extras: dict[str, Any] = field(default_factory=dict)
+    fence: Any = None  # pipeline.guards.RackFence, closed when a broker with a disallowed rack appears
+
+    async def gate(self) -> None:
+        """Wait while the fence is closed: an agent emits nothing while a disallowed broker is in the cluster."""
+        if self.fence is not None and self.fence.closed:
+            await self.fence.wait_open()
 
     @property
     def policy(self) -> Policy:

@@ -100,6 +100,7 @@ def run_demo(events: int, home: Path, port: int = 0, serve: bool = False) -> int
         worker = WorkerProcess(EXAMPLE_POLICY, choice.bootstrap, run_dir / "data", broker.free_port(),
                                run_dir / "worker.log", {"RESIDENCY_KEYS_FILE": str(keys_file),
                                                         "RESIDENCY_AUDIT_SIGNING_KEY": signing_key,
+                                                        "RESIDENCY_ATTESTATION_KEY": generate_signing_key(),
                                                         "RESIDENCY_JWKS": str(idp.jwks_path),
                                                         "RESIDENCY_JWT_ISSUER": idp.issuer,
                                                         "RESIDENCY_JWT_AUDIENCE": idp.audience}).start()

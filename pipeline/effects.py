@@ -53,10 +53,11 @@ class Recovered:
     """What a source partition's previous owner already emitted for its last uncommitted batch."""
 
     first_offset: int = -1
-    emitted: dict[str, Emitted] = field(default_factory=dict)
+    emitted: dict[tuple[str, str], Emitted] = field(default_factory=dict)  # (event id, topic) -> where
 
-    def lookup(self, offset: int, event_id: str) -> Emitted | None:
-        return self.emitted.get(event_id) if offset >= self.first_offset >= 0 else None
+    def lookup(self, offset: int, event_id: str, topic: str) -> Emitted | None:
+        """Where ``event_id`` went on ``topic`` (an event has one record per destination topic)."""
+        return self.emitted.get((event_id, topic)) if offset >= self.first_offset >= 0 else None
 
 
 def intent_key(topic: str, partition: int) -> bytes:
@@ -129,7 +130,7 @@ class EffectLog:
         if intent is None:
             return Recovered()
         consumer = await self._consumer()
-        emitted: dict[str, Emitted] = {}
+        emitted: dict[tuple[str, str], Emitted] = {}
         last = -1
         prefix = f"{source[0]}:{source[1]}:".encode()
         for topic, partition, start in intent["destinations"]:
@@ -139,7 +140,7 @@ class EffectLog:
                 origin, event_id = headers.get(SOURCE_HEADER, b""), headers.get("event-id")
                 if event_id is None or not origin.startswith(prefix):
                     continue
-                emitted.setdefault(event_id.decode(), Emitted(topic, partition, msg.offset))
+                emitted.setdefault((event_id.decode(), topic), Emitted(topic, partition, msg.offset))
                 last = max(last, int(origin[len(prefix):]))
         destinations = {(t, p): hw for t, p, hw in intent["destinations"]}
         if last >= 0:  # keep covering what the previous owner emitted until it is committed

@@ -25,6 +25,7 @@ class Health:
     broker_error: str = ""
     stale_after_s: float = 15.0
     brokers: list[dict[str, Any]] = field(default_factory=list)
+    fence_problems: list[str] = field(default_factory=list)  # set when the rack fence closed
 
     def problems(self, app: Any) -> list[str]:
         """Why the worker is not ready; empty when it is."""
@@ -35,6 +36,7 @@ class Health:
             problems.append("recovering tables")
         if getattr(app, "rebalancing", False):
             problems.append("rebalancing")
+        problems += self.fence_problems
         if time.monotonic() - self.broker_ok_at > self.stale_after_s:
             problems.append(f"broker unreachable{': ' + self.broker_error if self.broker_error else ''}")
         return problems

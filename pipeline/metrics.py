@@ -44,6 +44,10 @@ class Metrics:
         self.approval_latency = Histogram(
             "residency_approval_latency_seconds", "From hold to its release, rejection or expiry",
             buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 86_400, 7 * 86_400), registry=registry)
+        self.disallowed_broker_rack = Gauge(
+            "residency_disallowed_broker_rack",
+            "Brokers in the cluster metadata whose rack the policy does not allow (consumption stops when > 0)",
+            registry=registry)
         self.consumer_lag = Gauge("residency_consumer_lag", "Records not yet committed, per source partition",
                                   ["topic", "partition"], registry=registry)
 

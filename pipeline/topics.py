@@ -29,6 +29,7 @@ def egress_topic(region: str, dataset: str, profile: str, override: str | None =
 @dataclass(frozen=True)
 class RegionTopics:
     region: str
+    app: str | None = None  # the Faust app id when not the default <region>.residency
 
     def raw(self, dataset: str) -> str:
         return f"{self.region}.raw.{dataset}"
@@ -70,7 +71,7 @@ class RegionTopics:
         return f"{self.region}.audit.checkpoints"
 
     def changelog(self, table: str) -> str:
-        return f"{app_id(self.region)}-{table}-changelog"
+        return f"{self.app or app_id(self.region)}-{table}-changelog"
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,9 @@ def _retention(ms: int) -> dict[str, str]:
     return {"retention.ms": str(ms)}
 
 
-def topic_specs(policy: Policy) -> list[TopicSpec]:
-    """Every topic the policy implies, with explicit partitions and configs."""
-    names = RegionTopics(policy.region)
+def topic_specs(policy: Policy, app: str | None = None) -> list[TopicSpec]:
+    """Every topic the policy implies, with explicit partitions and configs (``app``: the app id)."""
+    names = RegionTopics(policy.region, app)
     ret, topo = policy.retention, policy.topology
     rf = topo.replication_factor
 

@@ -19,15 +19,18 @@ from pipeline.app import create_app
 from pipeline.console.views import register_console
 from pipeline.context import FleetContext
 from pipeline.effects import EffectLog
+from pipeline.attestation import Attestor
 from pipeline.faults import FaultSpecError, fault_hook
+from pipeline.guards import app_topics, cluster_brokers, namespace_problems, rack_problems, register_rack_watch
 from pipeline.identity import approver_verifier
 from pipeline.keys import MissingKeyError
 from pipeline.metrics import Metrics
 from pipeline.plan import compile_plans
+from pipeline.producer_identity import build_producer_check, refresh_jwks
 from pipeline.policy import LoadedPolicy, PolicyError, load_policy
 from pipeline.settings import Settings
 from pipeline.tables import provenance_table
-from pipeline.topics import topic_specs
+from pipeline.topics import app_id, topic_specs
 from pipeline.web import register_web
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,16 @@ class StartupRefused(RuntimeError):
 
 def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorRegistry | None = None) -> FleetContext:
     """The app with every agent and table registered, ready for a Faust worker."""
+    attestor = _attestor(settings)
     try:
-        plans = compile_plans(loaded, settings.key_ring())
+        producers = build_producer_check(loaded.policy, settings)
+    except ValueError as exc:
+        raise StartupRefused(str(exc)) from None
+    for name in loaded.policy.identity_off():
+        log.warning("dataset %s: producer identity is off (trials only): records are not checked for who wrote them",
+                    name)
+    try:
+        plans = compile_plans(loaded, settings.key_ring(), producers, attestor)
     except MissingKeyError as exc:
         raise StartupRefused(str(exc)) from None
     if settings.audit_signing_key is None:
@@ -62,7 +73,7 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
     ctx = FleetContext(settings=settings, loaded=loaded, plans=plans, app=app,
                        metrics=Metrics(registry or CollectorRegistry()), verifier=verifier)
     ctx.provenance = provenance_table(app, loaded.policy.topology.audit_partitions)
-    ctx.partitions = {spec.name: spec.partitions for spec in topic_specs(loaded.policy)}
+    ctx.partitions = {spec.name: spec.partitions for spec in topic_specs(loaded.policy, settings.app_id)}
     ctx.effects = EffectLog(settings.bootstrap_servers, ctx.topics.intents)
     ctx.fault_hook = _test_fault_hook(settings)
 
@@ -78,8 +89,16 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
         register_screen(app, ctx, plan)
     register_record(app, ctx)
     register_decide(app, ctx)
+    register_rack_watch(app, ctx)
+    if producers is not None and producers.jwks_source is not None:
+        @app.task
+        async def refresh_producer_jwks() -> None:
+            await refresh_jwks(producers.snapshot, producers.jwks_source, settings.producer_jwks_refresh_s)
     register_web(app, ctx)
     register_console(app, ctx)
+    outputs = {t for plan in plans.values() for t in (plan.cleared_topic, plan.rejected_topic, plan.held_topic,
+                                                      plan.deadletter_topic, *(e.topic for e in plan.egress))}
+    check_namespace(loaded.policy.region, app_topics(app) | outputs | set(ctx.partitions))
     return ctx
 
 
@@ -98,8 +117,26 @@ def _test_fault_hook(settings: Settings):  # noqa: ANN202 - pipeline.screen.Faul
     return hook
 
 
+def _attestor(settings: Settings) -> Attestor:
+    if settings.attestation_key is None:
+        raise StartupRefused("no attestation key: set RESIDENCY_ATTESTATION_KEY (an Ed25519 key; create one "
+                             "with `residency attest keygen`); consumers check cleared records against it")
+    try:
+        return Attestor(load_signing_key(settings.attestation_key))
+    except SigningKeyError as exc:
+        raise StartupRefused(f"RESIDENCY_ATTESTATION_KEY: {exc}") from None
+
+
+def check_namespace(region: str, topics: set[str]) -> None:
+    problems = namespace_problems(region, topics)
+    if problems:
+        raise StartupRefused("\n".join(problems) + f"\nfix: name every topic (egress profile `topic`, "
+                             f"RESIDENCY_APP_ID for changelogs) with the prefix {region}.")
+
+
 def preflight(settings: Settings) -> LoadedPolicy:
-    """Every start-up guard: policy valid, region matches, topics present and partitioned right."""
+    """Every start-up guard: policy valid, region matches, topics in the region's namespace, broker
+    racks allowed, topics present and partitioned right."""
     if settings.policy is None:
         raise StartupRefused("no policy file: pass --policy FILE or set RESIDENCY_POLICY")
     try:
@@ -112,7 +149,15 @@ def preflight(settings: Settings) -> LoadedPolicy:
             f"the policy is for region {region!r} but this fleet is configured for {settings.region!r}; "
             f"use the policy of region {settings.region!r} or fix RESIDENCY_REGION"
         )
-    problems = asyncio.run(check_topics(settings.bootstrap_servers, topic_specs(loaded.policy)))
+    app = settings.app_id or app_id(region)
+    specs = topic_specs(loaded.policy, app)
+    check_namespace(region, {s.name for s in specs} | {app})
+    if loaded.policy.racks:
+        bad = rack_problems(loaded.policy.racks, asyncio.run(cluster_brokers(settings.bootstrap_servers)))
+        if bad:
+            raise StartupRefused("\n".join(bad) + "\nfix: run this fleet on brokers in the allowed racks, "
+                                 "or correct `racks` in the policy (a broker without broker.rack counts as outside)")
+    problems = asyncio.run(check_topics(settings.bootstrap_servers, specs))
     if problems:
         raise StartupRefused(
             "\n".join(problems) + f"\nrun: residency topics apply --policy {settings.policy}"

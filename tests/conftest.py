@@ -68,6 +68,14 @@ def audit_signing_key() -> str:
 
 
 @pytest.fixture(scope="session")
+def attestation_key() -> str:
+    """The Ed25519 key every test worker attests cleared and egress records with."""
+    from pipeline.audit import generate_signing_key
+
+    return generate_signing_key()
+
+
+@pytest.fixture(scope="session")
 def local_idp(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - pipeline.identity.LocalIssuer
     """A local identity provider whose JWKS every test worker trusts for approver tokens."""
     from pipeline.identity import LocalIssuer
@@ -82,7 +90,7 @@ def idp_env(issuer) -> dict[str, str]:  # noqa: ANN001
 
 @pytest.fixture
 def worker_factory(kafka_bootstrap: str, keys_file: Path, audit_signing_key: str, local_idp,  # noqa: ANN001
-                   tmp_path: Path) -> Iterator[Callable[..., object]]:
+                   tmp_path: Path, attestation_key: str) -> Iterator[Callable[..., object]]:
     """Start real worker processes (stopped at teardown); each gets its own data dir and web port."""
     from pipeline.broker import free_port
     from pipeline.runner import WorkerProcess
@@ -93,7 +101,7 @@ def worker_factory(kafka_bootstrap: str, keys_file: Path, audit_signing_key: str
         worker = WorkerProcess(
             loaded.path, kafka_bootstrap, tmp_path / name / "data", free_port(), tmp_path / name / "worker.log",
             {"RESIDENCY_KEYS_FILE": str(keys_file), "RESIDENCY_AUDIT_SIGNING_KEY": audit_signing_key,
-             **idp_env(local_idp), **(env or {})},
+             "RESIDENCY_ATTESTATION_KEY": attestation_key, **idp_env(local_idp), **(env or {})},
         )
         started.append(worker.start())
         return worker

@@ -112,6 +112,7 @@ def fleet_env(root: Path, signing_key: str, idp: Any) -> dict[str, str]:
     root.mkdir(parents=True, exist_ok=True)
     keys.write_text(json.dumps({"pii-hmac-2026": secrets.token_urlsafe(48)}))
     return {"RESIDENCY_KEYS_FILE": str(keys), "RESIDENCY_AUDIT_SIGNING_KEY": signing_key,
+            "RESIDENCY_ATTESTATION_KEY": signing_key,  # attests cleared records (issue 7)
             "RESIDENCY_JWKS": str(idp.jwks_path), "RESIDENCY_JWT_ISSUER": idp.issuer,
             "RESIDENCY_JWT_AUDIENCE": idp.audience}
 

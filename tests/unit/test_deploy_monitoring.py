@@ -272,7 +272,6 @@ def test_every_metric_the_worker_registers_is_in_the_contract() -> None:
 # Metrics the dashboard and alerts already use whose features land with later issues. The set may
 # only shrink: a name here that the worker registers fails the test below, so it must be removed.
 PENDING = {
-    "residency_disallowed_broker_rack",       # rack guard (issue 7)
     "residency_audit_verify_failures",        # scheduled verification (issue 5)
 }
 
