@@ -37,6 +37,12 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     print(f"{args.file}: OK")
     print(f"region: {policy.region}; datasets: {', '.join(sorted(policy.datasets))}")
     print(f"policy hash: {loaded.hash}")
+    for name in policy.identity_off():
+        print(f"WARNING: datasets.{name}.identity is off: records are cleared without checking who produced "
+              f"them (trials only)", file=sys.stderr)
+    for name, dataset in sorted(policy.datasets.items()):
+        for profile, egress in sorted(dataset.egress.items()):
+            print(f"egress: datasets.{name}.egress.{profile} -> region {egress.region}")
     return 0
 
 
@@ -195,6 +201,9 @@ def parser() -> argparse.ArgumentParser:
     from pipeline.heldcli import add_parsers as add_held_parsers
 
     add_held_parsers(sub)
+    from pipeline.enforcecli import add_parsers as add_enforcement_parsers
+
+    add_enforcement_parsers(sub)
     return p
 
 

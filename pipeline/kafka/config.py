@@ -108,3 +108,28 @@ def jvm_command(java: str, libs: Path, main_class: str, *args: str, heap: str = 
         java, f"-Xmx{heap}", "-Xms128m", "-XX:+ExitOnOutOfMemoryError", "-XX:-UsePerfData",
         "-Djava.awt.headless=true", *system_properties, "-cp", f"{libs}/*", main_class, *args,
     ]  # fmt: skip
+
+
+def secured_properties(port: int, sasl_port: int, controller_port: int, users: Mapping[str, str],
+                       rack: str | None = None) -> dict[str, str]:
+    """Overrides for a broker with ACLs on: SASL/PLAIN for ``users`` on ``sasl_port``, the KRaft
+    StandardAuthorizer, and the loopback PLAINTEXT listener (ANONYMOUS) as the admin super user.
+
+    For tests and local trials of ``residency acls``; ``rack`` sets ``broker.rack``.
+    """
+    credentials = " ".join(f'user_{name}="{secret}"' for name, secret in users.items())
+    jaas = f"org.apache.kafka.common.security.plain.PlainLoginModule required {credentials};"
+    props = {
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port},"
+                     f"CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS",
+        "allow.everyone.if.no.acl.found": "false",
+    }
+    if rack:
+        props["broker.rack"] = rack
+    return props

@@ -53,6 +53,7 @@ class LocalKafka:
         env: Mapping[str, str] | None = None,
         heap: str = config.DEFAULT_HEAP,
         report: Callable[[str], None] = report_to_stderr,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
         self.home = Path(home).expanduser().resolve()  # the pid check matches this exact path
         self.port = port
@@ -62,6 +63,8 @@ class LocalKafka:
         self.env = dict(os.environ if env is None else env)
         self.heap = heap
         self.files = config.BrokerFiles(self.home)
+        # Extra or overriding server.properties, e.g. broker.rack, SASL listeners and an authorizer.
+        self.properties = dict(properties or {})
         self._report = report
         self._child: subprocess.Popen[bytes] | None = None
         self._java = "java"  # replaced by the checked path in ensure_artifacts()
@@ -176,7 +179,8 @@ class LocalKafka:
 
     def _write_properties(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        properties = config.server_properties(self.port, self.controller_port, self.files.data_dir)
+        properties = {**config.server_properties(self.port, self.controller_port, self.files.data_dir),
+                      **self.properties}
         self.files.properties.write_text(config.render_properties(properties), encoding="utf-8")
 
     def _launch(self, libs: Path, die_with_parent: bool) -> None:
