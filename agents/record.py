@@ -54,6 +54,13 @@ def register_record(app: faust.App, ctx: FleetContext) -> None:
     async def checkpoint_idle_chains() -> None:
         await ctx.audit.checkpoint_idle()
 
+    @app.on_before_shutdown.connect
+    async def sign_chain_heads(app: faust.App, **kwargs: Any) -> None:  # noqa: ARG001
+        try:
+            await ctx.audit.checkpoint_all()
+        except Exception as exc:  # noqa: BLE001 - shutting down; the next owner signs the head
+            log.warning("final audit checkpoint failed (%s); the next owner signs the head", type(exc).__name__)
+
     @app.on_partitions_revoked.connect
     async def forget_chain_heads(app: faust.App, revoked: Any, **kwargs: Any) -> None:  # noqa: ARG001
         await ctx.audit.forget()

@@ -100,10 +100,17 @@ class AuditAppender:
         async with self._lock:
             await self._checkpoint_due(datetime.now(UTC), list(self._writers))
 
-    async def _checkpoint_due(self, now: datetime, partitions: Iterable[int]) -> None:
+    async def checkpoint_all(self) -> None:
+        """Sign every head with entries since its last checkpoint (on shutdown: the tail stays covered)."""
+        async with self._lock:
+            await self._checkpoint_due(datetime.now(UTC), list(self._writers), force=True)
+
+    async def _checkpoint_due(self, now: datetime, partitions: Iterable[int], force: bool = False) -> None:
         for partition in partitions:
             writer = self._writers.get(partition)
-            if writer is None or not writer.checkpoint_due(
+            if writer is None or writer.entries_since_checkpoint == 0:
+                continue
+            if not force and not writer.checkpoint_due(
                     now, every_entries=self.every_entries, every_seconds=self.every_seconds):
                 continue
             value = writer.checkpoint(self.signer, now)

@@ -93,6 +93,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(events=args.events, home=args.home or _home(), port=args.port, serve=args.serve)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pipeline.benchmark.main import run_bench
+    from pipeline.benchmark.run import Options
+
+    stages = tuple(args.stages.split(",")) if args.stages else Options.stages
+    options = Options(events=args.events, latency_s=args.latency_seconds, workers=args.workers, stages=stages)
+    return run_bench(options, args.json, args.home or _home(), args.recovery)
+
+
 def cmd_mask(args: argparse.Namespace) -> int:
     from pipeline.offline import mask_stream
 
@@ -107,8 +116,13 @@ def cmd_mask(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from pipeline.trace import print_trace
+    from pipeline.trace import print_trace, trace_from_worker
 
+    if args.url:  # ask a worker: its provenance table answers, routed to the owner of the event id
+        return trace_from_worker(args.url, args.event_id)
+    if args.policy is None:
+        print("pass --url URL of a worker, or --policy FILE to read the provenance topic", file=sys.stderr)
+        return 2
     settings = _settings(args)
     loaded = load_policy(args.policy)
     return asyncio.run(print_trace(settings.bootstrap_servers, loaded.policy, args.event_id))
@@ -174,6 +188,17 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--serve", action="store_true", help="keep the worker and its approval console running")
     d.set_defaults(func=cmd_demo)
 
+    bn = sub.add_parser("bench", help="throughput of raw aiokafka, Faust and the screening topology (docs/benchmarks.md)")
+    bn.add_argument("--events", type=int, default=200_000, help="events per stage (default 200,000, ~1 KB each)")
+    bn.add_argument("--json", type=Path, help="write the report to this file")
+    bn.add_argument("--stages", help="comma-separated subset of raw,faust,faust-tuned,screen (default: all)")
+    bn.add_argument("--workers", type=int, choices=[1, 2], default=1, help="2: also run two screening workers")
+    bn.add_argument("--latency-seconds", type=float, default=20.0, help="length of the half-rate latency run")
+    bn.add_argument("--recovery", type=int, default=0, metavar="ENTRIES",
+                    help="also time rebuilding a provenance table of ENTRIES entries from its changelog")
+    bn.add_argument("--home", type=Path, help="run directory parent (default: ~/.cache/residency)")
+    bn.set_defaults(func=cmd_bench)
+
     m = sub.add_parser("mask", help="screen JSON Lines offline with exactly the agents' code")
     m.add_argument("--policy", type=Path, required=True)
     m.add_argument("--dataset", required=True)
@@ -194,7 +219,9 @@ def parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("trace", help="the provenance of one event")
     tr.add_argument("event_id")
-    tr.add_argument("--policy", type=Path, required=True)
+    tr.add_argument("--policy", type=Path, help="read the provenance topic of this policy's region")
+    tr.add_argument("--url", default=os.environ.get("RESIDENCY_URL"),
+                    help="a worker's web address (default RESIDENCY_URL); any worker answers")
     tr.add_argument("--bootstrap")
     tr.set_defaults(func=cmd_trace)
 

@@ -42,3 +42,22 @@ async def print_trace(bootstrap: str, policy: Policy, event_id: str) -> int:
         return 1
     print(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
     return 0
+
+
+def trace_from_worker(url: str, event_id: str) -> int:
+    """Print the provenance record a worker serves from its table (any worker routes to the owner)."""
+    from urllib.error import HTTPError, URLError
+    from urllib.parse import quote
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(f"{url.rstrip('/')}/provenance/{quote(event_id, safe='')}/", timeout=15) as response:  # noqa: S310
+            record = orjson.loads(response.read())
+    except HTTPError as exc:
+        print(f"no provenance for event {event_id}" if exc.code == 404 else f"worker answered HTTP {exc.code}")
+        return 1
+    except URLError as exc:
+        print(f"cannot reach the worker at {url}: {exc.reason}")
+        return 1
+    print(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
+    return 0

@@ -158,6 +158,9 @@ def test_when_a_worker_runs_then_it_serves_health_metrics_and_provenance(
                                   60, f"provenance of {event.event_id}")
         assert record["event_id"] == event.event_id and record["outcome"] == event.expected
     assert _get(port, "/provenance/no-such-event/")[0] == 404
+    traced = subprocess.run([sys.executable, "-m", "pipeline.cli", "trace", mix[0].event_id, "--url",
+                             f"http://127.0.0.1:{port}"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert traced.returncode == 0 and orjson.loads(traced.stdout)["event_id"] == mix[0].event_id
 
     def metrics() -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
