@@ -23,6 +23,12 @@ from schemas.decision import Decision, Outcome, RawRecord
 
 # Credentials never travel on: a token or signature in the raw headers is kept as a name only.
 _SECRET_HEADERS = frozenset({IDENTITY_HEADER, SIGNATURE_HEADER})
+# Every record we send must fit a default Kafka topic (message.max.bytes 1 MiB) and Faust's producer
+# (max_request_size 1,000,000): one that does not fails its send, stops the worker, and stops it again
+# after every restart, stalling the partition behind it. Records that would be larger degrade (below).
+MAX_OUTPUT_BYTES = 900_000
+LISTED_MAX = 1_000  # findings and masking entries kept per record (a huge array must not make a huge record)
+PATH_MAX = 200  # characters of a path kept (object keys are producer input and can be any length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +60,27 @@ def _source(record: RawRecord) -> dict[str, Any]:
     }
 
 
-def _restricted_envelope(decision: Decision, record: RawRecord, plan: DatasetPlan) -> dict[str, Any]:
+def _listed(items: list[Any], **extra: Any) -> list[dict[str, Any]]:
+    return [{**{k: getattr(i, k) for k in extra["fields"]}, "path": i.path[:PATH_MAX]} for i in items[:LISTED_MAX]]
+
+
+def findings_of(decision: Decision) -> list[dict[str, Any]]:
+    return _listed(decision.findings, fields=("type",))
+
+
+def masking_of(masked: list[Any]) -> list[dict[str, Any]]:
+    return _listed(masked, fields=("strategy", "key_id"))
+
+
+def _size(out: Output) -> int:
+    return len(out.key or b"") + len(out.value) + sum(len(k) + len(v) for k, v in out.headers)
+
+
+def _restricted_envelope(decision: Decision, record: RawRecord, plan: DatasetPlan,
+                         copy_raw: bool = True) -> dict[str, Any]:
+    if not copy_raw:  # the bytes stay on the raw topic at the source coordinates; the hash identifies them
+        return {**_restricted_envelope(decision, record, plan), "raw_value_b64": None, "raw_key_b64": None,
+                "raw_headers": [], "raw_omitted": True, "raw_value_bytes": len(record.value or b"")}
     return {
         "event_id": decision.event_id,
         "dataset": plan.name,
@@ -69,7 +95,7 @@ def _restricted_envelope(decision: Decision, record: RawRecord, plan: DatasetPla
         "raw_value_b64": _b64(record.value),
         "raw_key_b64": _b64(record.key),
         "raw_headers": [[k, None if k in _SECRET_HEADERS else _b64(v)] for k, v in record.headers],
-        "findings": [{"type": f.type, "path": f.path} for f in decision.findings],
+        "findings": findings_of(decision),
         "producer": decision.producer,
     }
 
@@ -82,7 +108,33 @@ def _attested(plan: DatasetPlan, topic: str, event_id: str, key: bytes | None, v
 
 
 def output_for(decision: Decision, record: RawRecord, plan: DatasetPlan) -> Output:
-    """The single record this decision sends, and where."""
+    """The single record this decision sends, and where; never larger than ``MAX_OUTPUT_BYTES``.
+
+    A rejected or dead-letter record too large with its raw copy goes without it (``raw_omitted``). A
+    cleared or held record that would be too large, and any still too large, turns ``decision`` into a
+    dead-letter ``output_too_large`` (a hold needs its raw bytes for release, so it cannot shed them).
+    """
+    out = _output_for(decision, record, plan, copy_raw=decision.reason != "too_large")
+    if _size(out) <= MAX_OUTPUT_BYTES:
+        return out
+    if decision.outcome in (Outcome.REJECTED, Outcome.DEADLETTER):
+        out = _output_for(decision, record, plan, copy_raw=False)
+        if _size(out) <= MAX_OUTPUT_BYTES:
+            return out
+    return _too_large(decision, record, plan, _size(out))
+
+
+def _too_large(decision: Decision, record: RawRecord, plan: DatasetPlan, size: int) -> Output:
+    """Turn ``decision`` into the dead-letter ``output_too_large`` and return its record."""
+    was = decision.outcome.value
+    decision.outcome, decision.reason = Outcome.DEADLETTER, "output_too_large"
+    decision.detail = f"the {was} record would be {size} bytes, over the {MAX_OUTPUT_BYTES}-byte output limit"
+    decision.value = decision.key = decision.preview = None
+    decision.egress = []
+    return _output_for(decision, record, plan, copy_raw=False)
+
+
+def _output_for(decision: Decision, record: RawRecord, plan: DatasetPlan, copy_raw: bool) -> Output:
     event_key = decision.event_id.encode()
     headers = [
         ("event-id", event_key),
@@ -95,7 +147,7 @@ def output_for(decision: Decision, record: RawRecord, plan: DatasetPlan) -> Outp
         assert decision.value is not None  # screen() always sets it for cleared
         return Output(plan.cleared_topic, decision.key, decision.value,
                       _attested(plan, plan.cleared_topic, decision.event_id, decision.key, decision.value, headers))
-    envelope = _restricted_envelope(decision, record, plan)
+    envelope = _restricted_envelope(decision, record, plan, copy_raw)
     if decision.outcome is Outcome.HELD:
         envelope["preview"] = decision.preview
         envelope["held_at_ms"] = int(time.time() * 1000)
@@ -125,7 +177,12 @@ def egress_outputs(decision: Decision, record: RawRecord, plan: DatasetPlan) -> 
 
 def outputs_for(decision: Decision, record: RawRecord, plan: DatasetPlan) -> list[Output]:
     """Every record this decision sends: the one outcome, then one per egress profile when cleared."""
-    return [output_for(decision, record, plan), *egress_outputs(decision, record, plan)]
+    main = output_for(decision, record, plan)
+    egress = egress_outputs(decision, record, plan)
+    too_large = max((_size(o) for o in egress), default=0)
+    if too_large <= MAX_OUTPUT_BYTES:
+        return [main, *egress]
+    return [_too_large(decision, record, plan, too_large)]
 
 
 def screen_fragment(decision: Decision, record: RawRecord, plan: DatasetPlan, output: Output,
@@ -143,7 +200,7 @@ def screen_fragment(decision: Decision, record: RawRecord, plan: DatasetPlan, ou
         egress = profiles.get(dest["topic"])
         if egress is not None:
             dest["profile"] = egress.profile
-            dest["masking"] = [{"path": m.path, "strategy": m.strategy, "key_id": m.key_id} for m in egress.masked]
+            dest["masking"] = masking_of(egress.masked)
     return {
         "event_id": decision.event_id,
         "stage": "screen",
@@ -157,8 +214,8 @@ def screen_fragment(decision: Decision, record: RawRecord, plan: DatasetPlan, ou
         "decision": decision.outcome.value,
         "reason": decision.reason,
         "detail": decision.detail,
-        "findings": [{"type": f.type, "path": f.path} for f in decision.findings],
-        "masking": [{"path": m.path, "strategy": m.strategy, "key_id": m.key_id} for m in decision.masked],
+        "findings": findings_of(decision),
+        "masking": masking_of(decision.masked),
         "destination": {"topic": output.topic, "partition": partition, "offset": offset},
         "destinations": destinations,
         "raw_sha256": sha256(record.value),
