@@ -75,9 +75,11 @@ class RackFence:
     def observe(self, brokers: list[dict[str, Any]]) -> bool:
         """Check the latest metadata; returns True when this call closed the fence."""
         problems = rack_problems(self.allowed, brokers)
-        self.gauge.set(len(problems))
+        # Latched: the alert keeps firing while consumption is stopped, even if the broker left again.
+        self.gauge.set(max(len(problems), len(self.problems)))
         if problems and not self.closed:
             self.problems = problems
+            self.gauge.set(len(problems))
             self._open.clear()
             log.error("consumption stopped (fail closed): %s; fix the cluster or the policy's racks, "
                       "then restart the worker", "; ".join(problems))

@@ -7,6 +7,7 @@ Errors name the file, the path inside it and what was expected, e.g.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import yaml
 from pydantic import ValidationError
 
 from schemas.policy import Policy
+
+
+_NAMES_PATH = re.compile(r"^datasets\.[a-z][a-z0-9_-]*[.\[][^ ]*: ")
 
 
 class PolicyError(ValueError):
@@ -57,6 +61,9 @@ def _describe(exc: ValidationError, source: str) -> str:
     for err in exc.errors(include_input=False, include_url=False):
         loc = tuple(p for p in err["loc"] if p not in ("function-after", "model"))
         msg = err["msg"].removeprefix("Value error, ")
+        if not loc and _NAMES_PATH.match(msg):  # a cross-field check names the path itself
+            lines.append(f"{source}: {msg}")
+            continue
         lines.append(f"{source}: {_location(loc)}: {msg}")
     return "\n".join(lines)
 

@@ -259,12 +259,12 @@ class Policy(Strict):
             for profile_name, profile in dataset.egress.items():
                 if profile.region not in self.egress_regions:
                     raise ValueError(
-                        f"dataset {name!r}: egress profile {profile_name!r} sends to region {profile.region!r}, "
-                        f"which is not in egress_regions {self.egress_regions}")
+                        f"datasets.{name}.egress.{profile_name}.region: egress profile {profile_name!r} sends to "
+                        f"region {profile.region!r}, which is not in egress_regions {self.egress_regions}")
             if self.jurisdictions is not None and dataset.residency is not None:
                 extra = sorted(set(dataset.residency.allowed) - set(self.jurisdictions))
                 if extra:
-                    raise ValueError(f"dataset {name!r}: residency.allowed names {extra}, which this fleet may "
+                    raise ValueError(f"datasets.{name}.residency.allowed: names {extra}, which this fleet may "
                                      f"not clear (jurisdictions: {self.jurisdictions})")
         keys = [a.key for a in self.service_accounts]
         if len(keys) != len(set(keys)):

@@ -1,0 +1,124 @@
+"""Attestations, ACL rendering, the namespace and rack guards: pure parts, no broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import yaml
+from prometheus_client import CollectorRegistry
+
+from pipeline.acls import kafka_acls_commands, policy_acls, strimzi_users
+from pipeline.attestation import Attestor, verify_record
+from pipeline.audit import generate_signing_key, load_public_keys, load_signing_key
+from pipeline.guards import RackFence, namespace_problems, rack_problems
+from pipeline.metrics import Metrics
+from pipeline.policy import parse_policy
+
+POLICY = b"""
+region: eu
+egress_regions: [us]
+kafka_principals: {worker: "User:eu-residency", approvers: ["User:eu-approvers"]}
+datasets:
+  payments:
+    partitions: 1
+    producers: {principals: [svc-payments], kafka_users: ["User:pay-app"]}
+    consumers: ["User:analytics"]
+    egress:
+      us-analytics: {region: us, consumers: ["User:us-analytics"]}
+"""
+
+
+def _attestor() -> tuple[Attestor, dict]:
+    signer = load_signing_key(generate_signing_key())
+    return Attestor(signer), load_public_keys([signer.public_key_pem()])
+
+
+def _headers(attestor: Attestor, topic: str, key: bytes | None, value: bytes) -> list[tuple[str, bytes]]:
+    base = [("event-id", b"e1"), ("policy-hash", b"sha256:abc")]
+    return [*base, ("residency-attestation", attestor.header(topic, "e1", "sha256:abc", key, value))]
+
+
+def test_when_a_record_is_attested_then_it_verifies_and_any_change_does_not():
+    attestor, trusted = _attestor()
+    headers = _headers(attestor, "eu.cleared.payments", b"k", b'{"a":1}')
+    assert verify_record("eu.cleared.payments", b"k", b'{"a":1}', headers, trusted).ok
+    assert verify_record("eu.cleared.payments", b"k", b'{"a":2}', headers, trusted).status == "bad_signature"
+    assert verify_record("eu.cleared.payments", None, b'{"a":1}', headers, trusted).status == "bad_signature"
+    assert verify_record("eu.egress.x.payments", b"k", b'{"a":1}', headers, trusted).status == "bad_signature"
+    swapped = [(k, b"e2" if k == "event-id" else v) for k, v in headers]
+    assert verify_record("eu.cleared.payments", b"k", b'{"a":1}', swapped, trusted).status == "bad_signature"
+
+
+def test_when_a_record_is_unsigned_or_signed_by_another_key_then_it_is_flagged():
+    attestor, _ = _attestor()
+    _, other = _attestor()
+    value = b'{"a":1}'
+    assert verify_record("t", None, value, [("event-id", b"e1")], other).status == "unsigned"
+    assert verify_record("t", None, value, _headers(attestor, "t", None, value), other).status == "unknown_key"
+    garbage = [("event-id", b"e1"), ("policy-hash", b"h"), ("residency-attestation", b"v1:zz:not base64!")]
+    assert verify_record("t", None, value, garbage, other).status == "malformed"
+
+
+def test_when_acls_are_derived_then_producers_write_only_raw_and_consumers_read_only_their_topics():
+    acls = policy_acls(parse_policy(POLICY).policy)
+    by = lambda p: {(a.resource, a.name, a.pattern, a.operation) for a in acls if a.principal == p}  # noqa: E731
+    assert by("User:pay-app") == {("topic", "eu.raw.payments", "literal", "Write"),
+                                  ("topic", "eu.raw.payments", "literal", "Describe"),
+                                  ("cluster", "", "literal", "IdempotentWrite")}
+    assert {a[1] for a in by("User:analytics") if a[0] == "topic"} == {"eu.cleared.payments"}
+    assert {a[1] for a in by("User:us-analytics") if a[0] == "topic"} == {"eu.egress.us-analytics.payments"}
+    assert by("User:eu-approvers") == {("topic", "eu.approvals", "literal", "Write"),
+                                       ("topic", "eu.approvals", "literal", "Describe")}
+    worker = by("User:eu-residency")
+    assert ("topic", "eu.", "prefixed", "Write") in worker and ("group", "eu.residency", "literal", "Read") in worker
+    assert ("transactional-id", "eu.residency", "prefixed", "Write") in worker
+    assert not any(a.operation == "Write" and a.name.startswith("eu.cleared") for a in acls
+                   if a.principal != "User:eu-residency")
+
+
+def test_when_acls_are_rendered_then_commands_and_kafka_users_carry_every_rule():
+    acls = policy_acls(parse_policy(POLICY).policy)
+    commands = kafka_acls_commands(acls, "b:9092", None)
+    assert "kafka-acls --bootstrap-server b:9092 --add --allow-principal 'User:pay-app' --operation Describe " \
+           "--operation Write --topic 'eu.raw.payments' --resource-pattern-type literal" in commands
+    users = {u["metadata"]["name"]: u for u in yaml.safe_load_all(yaml.safe_dump_all(strimzi_users(acls, "kc")))}
+    assert set(users) == {"eu-residency", "eu-approvers", "pay-app", "analytics", "us-analytics"}
+    rules = users["pay-app"]["spec"]["authorization"]["acls"]
+    assert {"resource": {"type": "topic", "name": "eu.raw.payments", "patternType": "literal"},
+            "operations": ["Describe", "Write"], "host": "*"} in rules
+    assert users["eu-residency"]["metadata"]["labels"] == {"strimzi.io/cluster": "kc"}
+    assert sum(len(u["spec"]["authorization"]["acls"]) for u in users.values()) == len(
+        {(a.principal, a.resource, a.name, a.pattern) for a in acls})
+
+
+def test_when_a_topic_is_outside_the_region_then_the_namespace_guard_names_it():
+    assert namespace_problems("eu", ["eu.raw.a", "eu.residency-held-changelog", "us.cleared.a"]) == [
+        "topic us.cleared.a is outside the region's namespace (every topic must start with 'eu.')"]
+    assert namespace_problems("eu", ["europe.raw.a"])  # a prefix of the name is not the region
+
+
+def test_when_racks_are_listed_then_brokers_outside_them_and_without_one_are_problems():
+    brokers = [{"node_id": 1, "host": "h", "port": 1, "rack": "eu-1a"}, {"node_id": 2, "host": "h", "port": 2, "rack": None}]
+    assert rack_problems([], brokers) == []
+    assert rack_problems(["eu-1a"], brokers) == [
+        "broker 2 at h:2 has rack None, which is not among the policy's racks ['eu-1a']"]
+
+
+def test_when_a_disallowed_broker_appears_then_the_fence_closes_for_good_and_the_alert_rises():
+    metrics = Metrics(CollectorRegistry())
+
+    async def run() -> tuple[bool, bool, bool, float]:
+        fence = RackFence(["eu-1a"], metrics.disallowed_broker_rack)
+        good = [{"node_id": 1, "rack": "eu-1a"}]
+        fence.observe(good)
+        opened = not fence.closed
+        closed_now = fence.observe([*good, {"node_id": 9, "rack": "us-1a"}])
+        fence.observe(good)  # gone again: stays closed until a restart re-runs the start-up guard
+        waiting = asyncio.ensure_future(fence.wait_open())
+        await asyncio.sleep(0.01)
+        return opened, closed_now, not waiting.done(), metrics.registry.get_sample_value(
+            "residency_disallowed_broker_rack")
+
+    opened, closed_now, still_waiting, gauge = asyncio.run(run())
+    assert opened and closed_now and still_waiting and gauge == 1.0
+    assert Metrics(CollectorRegistry()).registry.get_sample_value("residency_disallowed_broker_rack") == 0.0
