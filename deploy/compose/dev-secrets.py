@@ -1,7 +1,8 @@
 """Throwaway secrets for the local Compose stack, kept in a named volume, never in git.
 
-Writes ``keys.json`` (a random 48-byte secret for every key id the policy names) and
-``audit-signing.key`` (a fresh Ed25519 seed) into OUT. Idempotent: existing secrets are kept, so
+Writes ``keys.json`` (a random 48-byte secret for every key id the policy names),
+``audit-signing.key`` and ``attestation.key`` (fresh Ed25519 seeds) and ``idp/`` (a local identity
+provider whose ``jwks.json`` the worker trusts for approver tokens) into OUT. Idempotent: existing secrets are kept, so
 hashed values stay joinable across restarts; a key id the policy gained is added.
 Production secrets come from a secret store instead (deploy/k8s/base/secrets.yaml).
 
@@ -18,10 +19,13 @@ import sys
 from pathlib import Path
 
 from pipeline.audit import generate_signing_key
+from pipeline.identity import LocalIssuer
 from pipeline.policy import PolicyError, load_policy
 
 KEYS_FILE = "keys.json"
 SIGNING_KEY_FILE = "audit-signing.key"
+ATTESTATION_KEY_FILE = "attestation.key"
+IDP_DIR = "idp"
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -41,10 +45,13 @@ def write_dev_secrets(policy: Path, out: Path) -> list[str]:
         keys.update({key_id: secrets.token_urlsafe(48) for key_id in missing})
         _write_private(keys_path, json.dumps(keys, indent=2) + "\n")
         written += [f"{KEYS_FILE}:{key_id}" for key_id in missing]
-    signing_path = out / SIGNING_KEY_FILE
-    if not signing_path.exists():
-        _write_private(signing_path, generate_signing_key() + "\n")
-        written.append(SIGNING_KEY_FILE)
+    for name in (SIGNING_KEY_FILE, ATTESTATION_KEY_FILE):
+        if not (out / name).exists():
+            _write_private(out / name, generate_signing_key() + "\n")
+            written.append(name)
+    if not (out / IDP_DIR / "jwks.json").exists():
+        LocalIssuer.create(out / IDP_DIR)  # `residency idp token --dir /run/residency/idp ...` mints tokens
+        written.append(IDP_DIR)
     return written
 
 
