@@ -64,6 +64,8 @@ def _parse(record: RawRecord, plan: DatasetPlan, event_id: str) -> dict[str, Any
             value.decode("utf-8")
         except UnicodeDecodeError as uexc:
             return _dead(event_id, "not_utf8", f"invalid UTF-8 at byte {uexc.start}")
+        if str(exc).startswith("depth limit exceeded"):
+            return _dead(event_id, "too_deep", "nesting deeper than the parser's limit of 1024 levels")
         return _dead(event_id, "invalid_json", f"not valid JSON (at character {exc.pos})")
     if not isinstance(doc, dict):
         return _dead(event_id, "not_an_object", f"the JSON root is {type(doc).__name__}, expected an object")
@@ -109,7 +111,35 @@ def _apply_masks(doc: dict[str, Any], masks: tuple[CompiledMask, ...], masked: l
     return done
 
 
+def _scan_names(node: Any, path: str, budget: detection.Budget, findings: list[Finding]) -> None:
+    """Object keys are producer input too: a key holding personal data is renamed to its redaction
+    (before values are scanned, so no finding path quotes it)."""
+    if isinstance(node, list):
+        for i, value in enumerate(node):
+            if isinstance(value, dict | list):
+                _scan_names(value, f"{path}[{i}]", budget, findings)
+        return
+    renamed: dict[str, tuple[str, set[str]]] = {}
+    for key in node:
+        spans = detection.scan(key, budget)
+        if spans:
+            renamed[key] = (detection.redact_spans(key, spans), {span.type for span in spans})
+    if renamed:
+        items = list(node.items())
+        node.clear()
+        for key, value in items:
+            new, types = renamed.get(key, (key, set()))
+            while new in node:  # two redacted names can coincide; keep both values
+                new += "~"
+            node[new] = value
+            findings.extend(Finding(t, f"{path}.{new}" if path else new) for t in sorted(types))
+    for key, value in node.items():
+        if isinstance(value, dict | list):
+            _scan_names(value, f"{path}.{key}" if path else key, budget, findings)
+
+
 def _scan(doc: dict[str, Any], skip: set[str], budget: detection.Budget, findings: list[Finding]) -> None:
+    _scan_names(doc, "", budget, findings)
     for path, container, key, text in list(_strings(doc, "")):
         if path in skip:
             continue
@@ -240,5 +270,7 @@ def _decide(record: RawRecord, plan: DatasetPlan, event_id: str, fault: FaultHoo
     except (DetectionBudgetExceeded, TimeoutError):
         return Decision(Outcome.HELD, event_id, "detection_budget_exceeded",
                         "detection did not finish within the record's budget")
+    except RecursionError:
+        return _dead(event_id, "too_deep", "nesting too deep to screen")
     except Exception as exc:  # noqa: BLE001 - fail closed on anything, and say what kind of failure
         return _dead(event_id, "internal_error", f"{type(exc).__name__} during screening")

@@ -69,3 +69,22 @@ def test_when_a_record_has_many_findings_then_lists_are_capped(plans):
     [out, *_] = outputs_for(decision, record, plan)
     fragment = screen_fragment(decision, record, plan, out, 0, 1, "now")
     assert len(fragment["findings"]) <= LISTED_MAX
+
+
+def test_when_an_object_key_holds_personal_data_then_the_key_is_redacted_and_reported(plans):
+    doc = {"ticket_id": "t1", "body": "hi", "customer": {"country": "DE"},
+           "4111111111111111": "card as a key", "cc": {"mail a@example.com": 1, "mail b@example.com": 2}}
+    decision, [out] = _sent(plans, orjson.dumps(doc))
+    assert decision.outcome is Outcome.CLEARED
+    assert b"4111111111111111" not in out.value and b"example.com" not in out.value
+    assert len(orjson.loads(out.value)["cc"]) == 2
+    assert {f.type for f in decision.findings} >= {"card", "email"}
+    assert all("4111" not in f.path and "example" not in f.path for f in decision.findings)
+
+
+@pytest.mark.parametrize("nested", [b"[" * 10_000 + b"]" * 10_000, b"[" * 1_000 + b"]" * 1_000,
+                                    b'{"a":' * 1_000 + b"1" + b"}" * 1_000])
+def test_when_nesting_is_too_deep_then_the_record_is_dead_lettered_as_too_deep(plans, nested):
+    value = b'{"ticket_id": "t1", "body": "hi", "customer": {"country": "DE"}, "n": ' + nested + b"}"
+    decision, _ = _sent(plans, value)
+    assert (decision.outcome, decision.reason) == (Outcome.DEADLETTER, "too_deep")

@@ -85,7 +85,7 @@ def test_when_a_ticket_subject_is_foreign_then_the_policy_holds_it(plans):
     (b"", "empty_value"),
     (b'{"payment_id": "p", "amount": "x", "currency": "EUR", "subject": {"country": "DE"}}', "contract_violation"),
     (b'{"a": NaN}', "invalid_json"),
-    (b"[" * 5000 + b"]" * 5000, "invalid_json"),
+    (b"[" * 5000 + b"]" * 5000, "too_deep"),
 ])
 def test_when_input_is_unparseable_then_it_is_dead_lettered_with_a_reason_quoting_no_payload(plans, raw, reason):
     decision = screen(record(raw), plans["payments"])
