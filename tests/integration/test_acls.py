@@ -19,7 +19,7 @@ from pipeline.broker import LocalKafka, free_port, free_ports
 from pipeline.kafka.config import secured_properties
 from pipeline.policy import load_policy
 from pipeline.topics import topic_specs
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.integration
 RACK = "eu-az1"
@@ -66,6 +66,14 @@ async def _write(sasl_bootstrap: str, user: str, topic: str) -> None:
         await producer.stop()
 
 
+def _allowed(sasl: str, user: str, topic: str) -> bool:
+    try:
+        asyncio.run(_write(sasl, user, topic))
+    except TopicAuthorizationFailedError:
+        return False
+    return True
+
+
 def test_when_the_acls_are_applied_then_a_producer_writes_raw_and_is_refused_on_cleared(secured_broker, tmp_path):
     admin, sasl = secured_broker
     loaded = load_policy(_policy(tmp_path, RACK))
@@ -73,12 +81,13 @@ def test_when_the_acls_are_applied_then_a_producer_writes_raw_and_is_refused_on_
     acls = policy_acls(loaded.policy)
     assert asyncio.run(apply_acls(admin, acls)) == len(acls)
 
-    asyncio.run(_write(sasl, "svc-payments", "acl.raw.payments"))  # allowed: its raw topic
+    # allowed: its raw topic (new ACLs reach the authorizer through the metadata log: wait for them)
+    wait_for(lambda: _allowed(sasl, "svc-payments", "acl.raw.payments"), 30, "the ACLs to take effect")
     with pytest.raises(TopicAuthorizationFailedError):
         asyncio.run(_write(sasl, "svc-payments", "acl.cleared.payments"))  # refused: bypassing the topology
     with pytest.raises(TopicAuthorizationFailedError):
         asyncio.run(_write(sasl, "svc-payments", "acl.held"))
-    asyncio.run(_write(sasl, "eu-residency", "acl.cleared.payments"))  # the workers may
+    assert _allowed(sasl, "eu-residency", "acl.cleared.payments")  # the workers may
 
 
 def _worker(policy: Path, bootstrap: str, tmp_path: Path) -> subprocess.CompletedProcess:
