@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,7 @@ class Settings(BaseSettings):
     )
     rebalance_timeout_s: float = Field(default=20.0, ge=6, le=600)
     log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
     jwks: str | None = Field(default=None, description="approver tokens: JWKS file path or https URL")
     jwt_issuer: str | None = Field(default=None, description="approver tokens: the trusted issuer (iss)")
     jwt_audience: str | None = Field(default=None, description="approver tokens: this fleet's audience (aud)")

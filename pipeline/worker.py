@@ -24,6 +24,7 @@ from pipeline.faults import FaultSpecError, fault_hook
 from pipeline.guards import app_topics, cluster_brokers, namespace_problems, rack_problems, register_rack_watch
 from pipeline.identity import approver_verifier
 from pipeline.keys import MissingKeyError
+from pipeline.logs import logging_config
 from pipeline.metrics import Metrics
 from pipeline.plan import compile_plans
 from pipeline.producer_identity import build_producer_check, refresh_jwks
@@ -175,6 +176,7 @@ def run_worker(settings: Settings) -> int:
         return 2
     print(f"residency worker: region {loaded.policy.region}, policy {loaded.hash}, "
           f"datasets {', '.join(sorted(ctx.plans))}, broker {settings.bootstrap_servers}", flush=True)
-    worker = faust.Worker(ctx.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = faust.Worker(ctx.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
+                          logging_config=logging_config(settings.log_level, settings.log_format))
     worker.execute_from_commandline()
     return 0
