@@ -290,17 +290,20 @@ async def _kill_mid_batch(worker: WorkerProcess, offsets: EndOffsets, outcome_na
     """kill -9 while a batch is being sent: its outcome records are on the broker but not yet all of its
     provenance fragments (screen sends outcomes, awaits them, then sends provenance). Returns whether
     the kill left outcomes without provenance, read right after the kill (before any restart)."""
+    # Compare growth, not totals: after an earlier restart the new owner re-sends provenance for
+    # outcomes it found already emitted, so fragments can outnumber outcomes for good.
+    base_outs, base_frags = await offsets.total(outcome_names), await offsets.total([provenance])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        outs = await offsets.total(outcome_names)
-        frags = await offsets.total([provenance])
+        outs = await offsets.total(outcome_names) - base_outs
+        frags = await offsets.total([provenance]) - base_frags
         if outs > frags:
             worker.kill()
             break
         await asyncio.sleep(0.005)
     else:
         worker.kill()
-    return await offsets.total(outcome_names) > await offsets.total([provenance])
+    return (await offsets.total(outcome_names) - base_outs) > (await offsets.total([provenance]) - base_frags)
 
 
 def crash(fleet: Fleet, events: int, seed: int, kills: int = 3, mid_batch: int = 1,
