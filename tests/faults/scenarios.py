@@ -288,22 +288,28 @@ class Report:
 async def _kill_mid_batch(worker: WorkerProcess, offsets: EndOffsets, outcome_names: list[str],
                           provenance: str, timeout: float = 30.0) -> bool:
     """kill -9 while a batch is being sent: its outcome records are on the broker but not yet all of its
-    provenance fragments (screen sends outcomes, awaits them, then sends provenance). Returns whether
-    the kill left outcomes without provenance, read right after the kill (before any restart)."""
-    # Compare growth, not totals: after an earlier restart the new owner re-sends provenance for
-    # outcomes it found already emitted, so fragments can outnumber outcomes for good.
-    base_outs, base_frags = await offsets.total(outcome_names), await offsets.total([provenance])
+    provenance fragments (screen sends outcomes, awaits them, then sends provenance).
+
+    Between batches, provenance minus outcomes is a constant (earlier recoveries re-sent fragments
+    for events already emitted); while a batch is in flight it is lower. Returns whether the kill left
+    it lower, read right after the kill (before any restart).
+    """
+    async def gap() -> int:
+        outs = await offsets.total(outcome_names)
+        return await offsets.total([provenance]) - outs
+
+    quiet = max([await gap() for _ in range(40)])  # ~1 s of samples: the between-batches value
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        outs = await offsets.total(outcome_names) - base_outs
-        frags = await offsets.total([provenance]) - base_frags
-        if outs > frags:
+        now = await gap()
+        if now < quiet:
             worker.kill()
             break
-        await asyncio.sleep(0.005)
+        quiet = max(quiet, now)
+        await asyncio.sleep(0.002)
     else:
         worker.kill()
-    return (await offsets.total(outcome_names) - base_outs) > (await offsets.total([provenance]) - base_frags)
+    return await gap() < quiet
 
 
 def crash(fleet: Fleet, events: int, seed: int, kills: int = 3, mid_batch: int = 1,
