@@ -59,6 +59,8 @@ def test_when_the_rocksdb_directory_is_deleted_then_tables_are_rebuilt_and_a_hol
 
     after = {e: wait_until(lambda e=e: _provenance(worker, e), 60, f"provenance of {e} after the loss") for e in sample}
     assert after == before
+    lost = [e.event_id for e in mix if _provenance(worker, e.event_id) is None]
+    assert lost == [], f"{len(lost)} events without provenance after the state loss"
     assert wait_until(lambda: _inbox(worker), 30, "the held inbox after the loss") == held_before
 
     url = f"http://127.0.0.1:{web_port(worker)}"
