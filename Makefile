@@ -35,5 +35,9 @@ integration: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python -m pytest tests/faults
 
+# Raw aiokafka, naive and tuned Faust, and the screening topology on one broker (docs/benchmarks.md).
+bench: $(STAMP)
+	$(BIN)/residency bench --json bench.json
+
 clean:
 	rm -rf $(VENV) .residency .pytest_cache

@@ -1,0 +1,161 @@
+"""What the benchmark reads: output counts from end offsets, first and last output times from record
+timestamps, a process's peak RSS, the machine and the versions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import metadata
+
+import psutil
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Window:
+    """Outputs between two end-offset snapshots, and their first and last record timestamps (ms)."""
+
+    count: int
+    first_ms: int
+    last_ms: int
+
+    @property
+    def eps(self) -> float:
+        return self.count / max(1e-3, (self.last_ms - self.first_ms) / 1000)
+
+
+class Offsets:
+    """One consumer, kept open, that answers end offsets and reads single records by offset."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                         fetch_max_wait_ms=50)
+
+    async def __aenter__(self) -> Offsets:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        tps = []
+        for topic in topics:
+            found = self.consumer.partitions_for_topic(topic)
+            if found is None:
+                await self.consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+                found = self.consumer.partitions_for_topic(topic) or set()
+            tps += [TopicPartition(topic, p) for p in sorted(found)]
+        return tps
+
+    async def ends(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
+        tps = await self.partitions(topics)
+        return dict(await self.consumer.end_offsets(tps)) if tps else {}
+
+    async def count(self, topics: Iterable[str], since: dict[TopicPartition, int] | None = None) -> int:
+        ends = await self.ends(topics)
+        return sum(end - (since or {}).get(tp, 0) for tp, end in ends.items())
+
+    async def timestamps(self, wanted: list[tuple[TopicPartition, int]]) -> list[int]:
+        """The timestamp of the record at each (partition, offset). A reader of its own: a consumer
+        with assigned partitions only keeps metadata of their topics, and counting needs them all."""
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        await reader.start()
+        try:
+            out = []
+            for tp, offset in wanted:
+                reader.assign([tp])
+                reader.seek(tp, offset)
+                while not (records := (await reader.getmany(tp, timeout_ms=1000, max_records=1)).get(tp)):
+                    pass
+                out.append(records[0].timestamp)
+            return out
+        finally:
+            await reader.stop()
+
+    async def window(self, topics: Iterable[str], since: dict[TopicPartition, int] | None = None,
+                     last_topics: Iterable[str] | None = None) -> Window:
+        """Outputs of ``topics`` after ``since``: count, first timestamp; last timestamp over
+        ``last_topics`` too (the stage is done when its last output of any kind is written)."""
+        since = since or {}
+        ends = await self.ends(topics)
+        firsts = await self.timestamps([(tp, since.get(tp, 0)) for tp, end in ends.items() if end > since.get(tp, 0)])
+        if last_topics is not None:
+            ends = {**ends, **await self.ends(last_topics)}
+        lasts = await self.timestamps([(tp, end - 1) for tp, end in ends.items() if end > since.get(tp, 0)])
+        count = await self.count(topics, since)
+        return Window(count, min(firsts), max(lasts))
+
+
+async def wait_for_count(offsets: Offsets, topics: list[str], target: int, label: str, timeout_s: float,
+                         say: Callable[[str], None], alive: Callable[[], bool] = lambda: True,
+                         since: dict[TopicPartition, int] | None = None, every_s: float = 5.0) -> int:
+    """Poll end offsets until ``topics`` hold ``target`` new records; progress every ``every_s``."""
+    deadline = time.monotonic() + timeout_s
+    shown = time.monotonic()
+    while True:
+        done = await offsets.count(topics, since)
+        if done >= target:
+            say(f"{label}: {done:,}/{target:,}")
+            return done
+        if not alive():
+            raise RuntimeError(f"{label}: the process under test exited at {done:,}/{target:,}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{label}: {done:,}/{target:,} after {timeout_s:.0f}s")
+        if time.monotonic() - shown >= every_s:
+            shown = time.monotonic()
+            say(f"{label}: {done:,}/{target:,}")
+        await asyncio.sleep(0.25)
+
+
+class PeakRss:
+    """Samples a process's resident set size every ``interval`` seconds in a thread; ``peak_mb``."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak / 2**20, 1)
+
+
+def machine() -> dict[str, object]:
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "cpu_model": model, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def versions(kafka: str) -> dict[str, str]:
+    return {"python": platform.python_version(), "faust": metadata.version("faust-streaming"),
+            "aiokafka": metadata.version("aiokafka"), "kafka": kafka}

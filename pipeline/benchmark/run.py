@@ -1,0 +1,237 @@
+"""``residency bench``: the baselines and the screening topology on one broker, over the same events.
+
+Method (docs/benchmarks.md): N events are produced once to ``R.raw.payments`` and ``R.raw.tickets``.
+Each stage then reads all of them with its own consumer group and is measured from its first output
+record to its last (record timestamps), with its outputs counted from end offsets:
+(a) raw aiokafka, (b) naive Faust, (c) tuned Faust, each copying to a sink topic of its own;
+(d) a real ``residency worker`` with the example policy: the clock runs from its first outcome
+record to its last outcome, provenance-changelog or audit record, once every event has an outcome,
+a provenance table entry and an audit entry. Then, with the same worker, events are produced at
+half of (d)'s rate and ingress-to-cleared latency is read from record timestamps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from pipeline.admin import apply_topics
+from pipeline.benchmark.events import bench_events
+from pipeline.benchmark.fleet import Passthrough, WorkerEnv, region_policy
+from pipeline.benchmark.measure import Offsets, PeakRss, Window, wait_for_count
+from pipeline.harness import outcome_topics, produce
+from pipeline.policy import LoadedPolicy
+from pipeline.topics import RegionTopics, TopicSpec, topic_specs
+
+Say = Callable[[str], None]
+PASSTHROUGHS = {"raw": "raw_eps", "faust": "faust_eps", "faust-tuned": "faust_tuned_eps"}
+
+
+@dataclass
+class Options:
+    events: int = 200_000
+    latency_s: float = 20.0
+    workers: int = 1  # 2: also run the screening topology with two worker processes
+    stages: tuple[str, ...] = ("raw", "faust", "faust-tuned", "screen")
+    seed: int = 7
+    stage_timeout_s: float = 900.0
+
+
+@dataclass
+class Run:
+    """One benchmark run: broker, run directory, region and its policy, shared offset reader."""
+
+    bootstrap: str
+    run_dir: Path
+    loaded: LoadedPolicy
+    offsets: Offsets
+    say: Say
+    options: Options
+    env: WorkerEnv = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.env = WorkerEnv(self.run_dir)
+
+    @property
+    def names(self) -> RegionTopics:
+        return RegionTopics(self.loaded.policy.region)
+
+    @property
+    def raw_topics(self) -> list[str]:
+        return [self.names.raw(d) for d in sorted(self.loaded.policy.datasets)]
+
+
+async def provision(bootstrap: str, loaded: LoadedPolicy, sinks: list[str]) -> None:
+    specs = topic_specs(loaded.policy) + [TopicSpec(s, 3, loaded.policy.topology.replication_factor) for s in sinks]
+    report = await apply_topics(bootstrap, specs)
+    if not report.ok:
+        raise RuntimeError("; ".join(report.problems))
+
+
+async def produce_events(run: Run, region: str, count: int) -> float:
+    """Produce the run's events to ``region``'s raw topics; return their average value size (bytes)."""
+    sizes = [0, 0]
+    last = [time.monotonic()]
+
+    def sized():  # noqa: ANN202
+        for event in bench_events(count, run.options.seed):
+            sizes[0] += len(event.value)
+            sizes[1] += 1
+            yield event
+
+    def progress(done: int, _total: int) -> None:
+        if time.monotonic() - last[0] >= 5 or done == count:
+            last[0] = time.monotonic()
+            run.say(f"produced {done:,}/{count:,} events to {region}.raw.*")
+
+    await produce(run.bootstrap, region, sized(), progress)
+    return sizes[0] / max(1, sizes[1])
+
+
+async def passthrough_stage(run: Run, mode: str) -> tuple[Window, float]:
+    sink = f"{run.names.region}.bench.{mode}"
+    proc = Passthrough(mode, run.bootstrap, run.raw_topics, sink, run.run_dir).start()
+    try:
+        with PeakRss(proc.proc.pid) as rss:
+            await wait_for_count(run.offsets, [sink], run.options.events, mode, run.options.stage_timeout_s,
+                                 run.say, lambda: proc.alive)
+        window = await run.offsets.window([sink])
+    finally:
+        proc.stop()
+    run.say(f"{mode}: {window.eps:,.0f} events/s over {(window.last_ms - window.first_ms) / 1000:.1f}s, "
+            f"peak RSS {rss.peak_mb:.0f} MB")
+    return window, rss.peak_mb
+
+
+async def wait_topology(run: Run, loaded: LoadedPolicy, target: int, label: str, alive: Callable[[], bool],
+                        since: dict[TopicPartition, int] | None = None) -> None:
+    """Until ``target`` events have an outcome, a provenance table write and an audit entry."""
+    names = RegionTopics(loaded.policy.region)
+    outcomes = list(outcome_topics(loaded.policy))
+    timeout = run.options.stage_timeout_s
+    await wait_for_count(run.offsets, outcomes, target, f"{label} outcomes", timeout, run.say, alive, since)
+    await wait_for_count(run.offsets, [names.changelog("provenance")], target, f"{label} provenance", timeout,
+                         run.say, alive, since)
+    deadline = time.monotonic() + timeout
+    while True:  # R.audit holds fragments and checkpoints; every checkpoint is copied to R.audit.checkpoints
+        entries = (await run.offsets.count([names.audit], since)
+                   - await run.offsets.count([names.audit_checkpoints], since))
+        if entries >= target:
+            break
+        if not alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{label} audit: {entries:,}/{target:,} entries")
+        await asyncio.sleep(0.25)
+    run.say(f"{label}: every event has an outcome, a provenance entry and an audit entry")
+
+
+def topology_window(run: Run, loaded: LoadedPolicy):  # noqa: ANN201 - coroutine of Window
+    names = RegionTopics(loaded.policy.region)
+    return run.offsets.window(list(outcome_topics(loaded.policy)),
+                              last_topics=[names.audit, names.changelog("provenance")])
+
+
+async def screen_stage(run: Run) -> dict[str, object]:
+    worker = run.env.worker(run.loaded, run.bootstrap, "screen").start()
+    try:
+        with PeakRss(worker.proc.pid) as rss:
+            await wait_topology(run, run.loaded, run.options.events, "screen", lambda: worker.alive)
+            window = await topology_window(run, run.loaded)
+            outcomes = await run.offsets.window(list(outcome_topics(run.loaded.policy)))
+            run.say(f"screen: {window.eps:,.0f} events/s end to end ({outcomes.eps:,.0f}/s to outcomes), "
+                    f"RSS so far {rss.peak_mb:.0f} MB")
+            latency = await latency_stage(run, window.eps / 2, lambda: worker.alive)
+    finally:
+        worker.stop()
+    run.say(f"screen worker peak RSS {rss.peak_mb:.0f} MB")
+    return {"window": window, "outcomes_eps": outcomes.eps, "rss_mb": rss.peak_mb, **latency}
+
+
+async def latency_stage(run: Run, rate: float, alive: Callable[[], bool]) -> dict[str, object]:
+    """Produce at ``rate`` for ``latency_s``; ingress-to-cleared from record timestamps."""
+    count = max(100, int(rate * run.options.latency_s))
+    tag = f"lat{secrets.token_hex(3)}"
+    events = list(bench_events(count, run.options.seed + 1))
+    for e in events:
+        e.event_id = f"{tag}-{e.event_id}"
+        e.headers = [("event-id", e.event_id.encode())]
+    outcomes = list(outcome_topics(run.loaded.policy))
+    since = await run.offsets.ends(outcomes)
+    run.say(f"latency: producing {count:,} events at {rate:,.0f}/s (half the measured rate)")
+    sent = await _produce_at(run.bootstrap, run.names, events, rate)
+    await wait_for_count(run.offsets, outcomes, count, "latency outcomes", run.options.stage_timeout_s,
+                         run.say, alive, since)
+    cleared = [t for t, kind in outcome_topics(run.loaded.policy).items() if kind == "cleared"]
+    latencies = sorted(msg.timestamp - sent[eid] for msg in await _read_since(run.bootstrap, since, cleared)
+                       if (eid := dict(msg.headers or ()).get("event-id", b"").decode()) in sent)
+    if not latencies:
+        raise RuntimeError("latency: no cleared record of the latency events found")
+    p50, p99 = latencies[(len(latencies) - 1) // 2], latencies[int(0.99 * (len(latencies) - 1))]
+    run.say(f"latency: ingress->cleared p50 {p50} ms, p99 {p99} ms over {len(latencies):,} cleared events")
+    return {"p50_ms": p50, "p99_ms": p99, "latency_rate_eps": round(rate), "latency_events": count,
+            "latency_cleared": len(latencies), "latency_max_ms": latencies[-1]}
+
+
+async def _produce_at(bootstrap: str, names: RegionTopics, events: list, rate: float) -> dict[str, int]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    sent: dict[str, int] = {}
+    try:
+        start, pending = time.monotonic(), []
+        for i, event in enumerate(events):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now_ms = int(time.time() * 1000)
+            pending.append(await producer.send(names.raw(event.dataset), event.value, key=event.key,
+                                               headers=event.headers, timestamp_ms=now_ms))
+            sent[event.event_id] = now_ms
+            if len(pending) >= 200:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def _read_since(bootstrap: str, since: dict[TopicPartition, int], topics: list[str]) -> list:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tps = [tp for tp in since if tp.topic in topics]
+        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, since[tp])
+        out, pending = [], {tp for tp in tps if ends[tp] > since[tp]}
+        while pending:
+            for tp, records in (await consumer.getmany(*pending, timeout_ms=500)).items():
+                out.extend(records)
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def two_worker_stage(run: Run) -> dict[str, object]:
+    """The same events through a second region's topics, screened by two workers sharing the work."""
+    region = f"{run.loaded.policy.region}-two"
+    loaded = region_policy(run.run_dir, region)
+    await provision(run.bootstrap, loaded, [])
+    await produce_events(run, region, run.options.events)
+    workers = [run.env.worker(loaded, run.bootstrap, f"screen2-{i}").start() for i in range(2)]
+    try:
+        with PeakRss(workers[0].proc.pid) as rss0, PeakRss(workers[1].proc.pid) as rss1:
+            await wait_topology(run, loaded, run.options.events, "two workers", lambda: all(w.alive for w in workers))
+            window = await topology_window(run, loaded)
+    finally:
+        for w in workers:
+            w.stop()
+    run.say(f"two workers: {window.eps:,.0f} events/s end to end, peak RSS {rss0.peak_mb:.0f}/{rss1.peak_mb:.0f} MB")
+    return {"window": window, "rss_mb": [rss0.peak_mb, rss1.peak_mb]}
