@@ -111,6 +111,23 @@ def _apply_masks(doc: dict[str, Any], masks: tuple[CompiledMask, ...], masked: l
     return done
 
 
+# Object keys are field names, a small set repeated in every record of a dataset: their scan results
+# are kept. Bounded (short keys only, emptied when full), so random keys cost only their scans.
+_NAME_SPANS: dict[str, tuple[detection.Span, ...]] = {}
+_NAME_SPANS_MAX, _NAME_MAX_CHARS = 4096, 64
+
+
+def _name_spans(key: str, budget: detection.Budget) -> tuple[detection.Span, ...]:
+    spans = _NAME_SPANS.get(key)
+    if spans is None:
+        spans = tuple(detection.scan(key, budget))
+        if len(key) <= _NAME_MAX_CHARS:
+            if len(_NAME_SPANS) >= _NAME_SPANS_MAX:
+                _NAME_SPANS.clear()
+            _NAME_SPANS[key] = spans
+    return spans
+
+
 def _scan_names(node: Any, path: str, budget: detection.Budget, findings: list[Finding]) -> None:
     """Object keys are producer input too: a key holding personal data is renamed to its redaction
     (before values are scanned, so no finding path quotes it)."""
@@ -121,7 +138,7 @@ def _scan_names(node: Any, path: str, budget: detection.Budget, findings: list[F
         return
     renamed: dict[str, tuple[str, set[str]]] = {}
     for key in node:
-        spans = detection.scan(key, budget)
+        spans = _name_spans(key, budget)
         if spans:
             renamed[key] = (detection.redact_spans(key, spans), {span.type for span in spans})
     if renamed:

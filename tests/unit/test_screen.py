@@ -174,3 +174,22 @@ def test_when_unexpected_pii_holds_a_record_then_its_preview_is_redacted(policy_
     decision = screen(record(payment(note=f"card {CARD}")), plans["payments"])
     assert decision.outcome is Outcome.HELD and decision.reason == "unexpected_pii"
     assert CARD not in orjson.dumps(decision.preview).decode()
+
+
+def test_when_a_field_name_with_pii_repeats_then_every_record_has_it_redacted(plans):
+    # Field-name scans are kept between records; a cached result must redact exactly like a fresh one.
+    for _ in range(3):
+        decision = screen(record(payment(extra={"bob@example.org": "x", "plain": "y"})), plans["payments"])
+        assert decision.outcome is Outcome.CLEARED
+        assert "bob@example.org" not in decision.value.decode()
+        assert ("email", "extra.[email]") in {(f.type, f.path) for f in decision.findings}
+
+
+def test_when_producers_send_more_distinct_field_names_than_kept_then_each_is_still_scanned(plans):
+    import pipeline.screen as screening
+
+    names = {f"field-{i}": "v" for i in range(screening._NAME_SPANS_MAX + 10)}  # noqa: SLF001
+    names[f"{'x' * 70}-bob@example.org"] = "long names are never kept"
+    decision = screen(record(payment(extra=names)), plans["payments"])
+    assert decision.outcome is Outcome.CLEARED and "bob@example.org" not in decision.value.decode()
+    assert len(screening._NAME_SPANS) <= screening._NAME_SPANS_MAX  # noqa: SLF001
