@@ -178,5 +178,8 @@ def run_worker(settings: Settings) -> int:
           f"datasets {', '.join(sorted(ctx.plans))}, broker {settings.bootstrap_servers}", flush=True)
     worker = faust.Worker(ctx.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
                           logging_config=logging_config(settings.log_level, settings.log_format))
+    # At WARNING and above, Faust's terminal spinner sets the root logger to DEBUG to spin on every
+    # record: each library debug call (aiokafka logs every send) then builds a LogRecord for nothing.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0

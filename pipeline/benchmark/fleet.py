@@ -39,7 +39,7 @@ class WorkerEnv:
         self.env = {"RESIDENCY_KEYS_FILE": str(keys), "RESIDENCY_AUDIT_SIGNING_KEY": generate_signing_key(),
                     "RESIDENCY_ATTESTATION_KEY": generate_signing_key(),
                     "RESIDENCY_JWKS": str(idp.jwks_path), "RESIDENCY_JWT_ISSUER": idp.issuer,
-                    "RESIDENCY_JWT_AUDIENCE": idp.audience, "RESIDENCY_LOG_LEVEL": "warning", **(extra or {})}
+                    "RESIDENCY_JWT_AUDIENCE": idp.audience, **(extra or {})}
 
     def worker(self, loaded: LoadedPolicy, bootstrap: str, name: str) -> WorkerProcess:
         return WorkerProcess(loaded.path, bootstrap, self.run_dir / name / "data", free_port(),

@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
 
     app = faust_app(args.mode, args.bootstrap, args.group, sources, args.sink, args.data_dir)
     sys.argv = sys.argv[:1]  # with our arguments left in argv, the Faust worker starts but never fetches
-    faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # else Faust sets the root logger to DEBUG (see pipeline/worker.py)
+    worker.execute_from_commandline()
     return 0
 
 
