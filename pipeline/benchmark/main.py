@@ -90,6 +90,7 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
                     result[ratio_key] = round(screen["window"].eps / result[key], 3)
             result.update({k: screen[k] for k in ("p50_ms", "p99_ms", "rss_mb")})
             result["screen_outcomes_eps"] = round(screen["outcomes_eps"])
+            result["screen_cpu_us_per_event"] = screen["cpu_us_per_event"]
             result["latency"] = {k: screen[k] for k in
                                  ("latency_rate_eps", "latency_events", "latency_cleared", "latency_max_ms")}
         result["passthrough_rss_mb"] = rss

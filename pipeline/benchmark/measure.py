@@ -145,6 +145,12 @@ class PeakRss:
         return round(self.peak / 2**20, 1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def machine() -> dict[str, object]:
     model = platform.processor() or "unknown"
     try:

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pipeline.admin import apply_topics
 from pipeline.benchmark.events import bench_events
 from pipeline.benchmark.fleet import Passthrough, WorkerEnv, region_policy
-from pipeline.benchmark.measure import Offsets, PeakRss, Window, wait_for_count
+from pipeline.benchmark.measure import Offsets, PeakRss, Window, cpu_seconds, wait_for_count
 from pipeline.harness import outcome_topics, produce
 from pipeline.policy import LoadedPolicy
 from pipeline.topics import RegionTopics, TopicSpec, topic_specs
@@ -140,16 +140,22 @@ async def screen_stage(run: Run) -> dict[str, object]:
     worker = run.env.worker(run.loaded, run.bootstrap, "screen").start()
     try:
         with PeakRss(worker.proc.pid) as rss:
+            outcomes = list(outcome_topics(run.loaded.policy))
+            await wait_for_count(run.offsets, outcomes, 1, "screen first outcome", run.options.stage_timeout_s,
+                                 lambda _: None, lambda: worker.alive)
+            cpu_start = cpu_seconds(worker.proc.pid)  # CPU per event holds on a busy box; events/s does not
             await wait_topology(run, run.loaded, run.options.events, "screen", lambda: worker.alive)
+            cpu_us = 1e6 * (cpu_seconds(worker.proc.pid) - cpu_start) / run.options.events
             window = await topology_window(run, run.loaded)
-            outcomes = await run.offsets.window(list(outcome_topics(run.loaded.policy)))
-            run.say(f"screen: {window.eps:,.0f} events/s end to end ({outcomes.eps:,.0f}/s to outcomes), "
-                    f"RSS so far {rss.peak_mb:.0f} MB")
+            to_outcomes = await run.offsets.window(outcomes)
+            run.say(f"screen: {window.eps:,.0f} events/s end to end ({to_outcomes.eps:,.0f}/s to outcomes), "
+                    f"{cpu_us:,.0f} us of worker CPU per event, RSS so far {rss.peak_mb:.0f} MB")
             latency = await latency_stage(run, window.eps / 2, lambda: worker.alive)
     finally:
         worker.stop()
     run.say(f"screen worker peak RSS {rss.peak_mb:.0f} MB")
-    return {"window": window, "outcomes_eps": outcomes.eps, "rss_mb": rss.peak_mb, **latency}
+    return {"window": window, "outcomes_eps": to_outcomes.eps, "cpu_us_per_event": round(cpu_us), "rss_mb": rss.peak_mb,
+            **latency}
 
 
 async def latency_stage(run: Run, rate: float, alive: Callable[[], bool]) -> dict[str, object]:
