@@ -111,8 +111,8 @@ def _apply_masks(doc: dict[str, Any], masks: tuple[CompiledMask, ...], masked: l
     return done
 
 
-# Object keys are field names, a small set repeated in every record of a dataset: their scan results
-# are kept. Bounded (short keys only, emptied when full), so random keys cost only their scans.
+# Object keys are field names, a small set repeated in every record of a dataset: names found clean
+# are remembered. Bounded (short keys only, emptied when full), so random keys cost only their scans.
 _NAME_SPANS: dict[str, tuple[detection.Span, ...]] = {}
 _NAME_SPANS_MAX, _NAME_MAX_CHARS = 4096, 64
 
@@ -121,7 +121,7 @@ def _name_spans(key: str, budget: detection.Budget) -> tuple[detection.Span, ...
     spans = _NAME_SPANS.get(key)
     if spans is None:
         spans = tuple(detection.scan(key, budget))
-        if len(key) <= _NAME_MAX_CHARS:
+        if not spans and len(key) <= _NAME_MAX_CHARS:  # never keep a name that holds personal data
             if len(_NAME_SPANS) >= _NAME_SPANS_MAX:
                 _NAME_SPANS.clear()
             _NAME_SPANS[key] = spans
