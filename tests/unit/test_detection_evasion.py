@@ -108,19 +108,19 @@ ADVERSARIAL = {
 
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
 def test_when_input_is_adversarial_then_time_grows_linearly(name):
-    # Ratio of 10x more input, best of three to ride out a loaded machine; linear is ~10, the
+    # Ratio of 10x more input, best of five to ride out a loaded machine; linear is ~10, the
     # bound is generous. Absolute throughput is measured by bench/detection_bench.py.
     def best(n: int) -> float:
         text = ADVERSARIAL[name](n)
         times = []
-        for _ in range(3):
+        for _ in range(5):
             start = time.perf_counter()
             scan(text, Budget(max_seconds=None, max_chars=None))
             times.append(time.perf_counter() - start)
         return min(times)
 
     small, large = best(20_000), best(200_000)
-    assert large < max(30 * small, 0.05)
+    assert large < max(40 * small, 0.05)  # quadratic would be ~100x
 
 
 def _lines(name: str) -> list[str]:
