@@ -1,21 +1,173 @@
-"""screen: one agent per dataset, from ``R.raw.D`` to exactly one outcome topic per record."""
+"""screen: every ``R.raw.D`` record to exactly one outcome topic, on the worker's own Kafka consumer.
+
+The screen stage is the fleet's hot path, so it does not go through Faust's streams: a Faust agent
+costs a queue hop, an event object and sensor callbacks per record, and its offset bookkeeping is
+where the rebalance bugs live (pipeline/faustfix.py). Here one aiokafka consumer per worker, in the
+group ``<app id>.screen``, reads every raw topic in batches the way Kafka Streams does:
+
+1. ``getmany`` a batch; screen it (pipeline.batch); every output and provenance fragment is
+   acknowledged by the broker before ``screen_batch`` returns;
+2. commit, per partition, the offset after the batch's last record.
+
+A crash between 1 and 2 makes the next owner process the batch again; pipeline.effects makes sure
+it sends nothing twice. On a rebalance the revocation waits for the batch in hand (it finishes and
+commits), and a batch fetched under an earlier generation is dropped unprocessed: its records are
+fetched again from the committed offset by whoever owns them now.
+
+It runs inside the Faust worker as a service: same process, producer, metrics, web and health.
+"""
 
 from __future__ import annotations
 
-import faust
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from mode import Service
 
 from pipeline.batch import screen_batch
 from pipeline.context import FleetContext
-from pipeline.plan import DatasetPlan
+from schemas.decision import RawRecord
+
+log = logging.getLogger(__name__)
 
 
-def register_screen(app: faust.App, ctx: FleetContext, plan: DatasetPlan) -> None:
-    topic = app.topic(plan.raw_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
-                      value_serializer="raw", partitions=plan.rules.partitions)
+def screen_group(app_id: str) -> str:
+    """The consumer group of the screen stage (the Faust agents use ``app_id`` itself)."""
+    return f"{app_id}.screen"
 
-    async def screen_records(stream: faust.StreamT) -> None:
-        async with ctx.crash_on_error(f"screen-{plan.name}"):
-            async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
-                await screen_batch(ctx, plan, events)
 
-    app.agent(topic, name=f"screen-{plan.name}")(screen_records)
+def raw_record(record: Any) -> RawRecord:
+    """An aiokafka ``ConsumerRecord`` as the screening core's input."""
+    return RawRecord(record.topic, record.partition, record.offset, record.key, record.value,
+                     tuple(record.headers or ()), record.timestamp)
+
+
+class ScreenStage(Service, ConsumerRebalanceListener):
+    """The raw topics' consumer loop; one per worker process."""
+
+    def __init__(self, ctx: FleetContext, **kwargs: Any) -> None:
+        self.ctx = ctx
+        ctx.screen = self
+        self.plans = {plan.raw_topic: plan for plan in ctx.plans.values()}
+        self.consumer: AIOKafkaConsumer | None = None
+        self.committed: dict[tuple[str, int], int] = {}  # next offset to read, per owned partition
+        self._generation = 0  # bumped on every revocation
+        self._lock = asyncio.Lock()  # held while a batch is processed and committed
+        super().__init__(**kwargs)
+
+    # --- rebalance ---------------------------------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._lock:  # the batch in hand finishes and commits first
+            self._generation += 1
+            self.committed.clear()
+            self.ctx.effects.forget()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        consumer = self.consumer
+        if consumer is None:
+            return
+        for tp in assigned:
+            offset = await consumer.committed(tp)
+            self.committed[(tp.topic, tp.partition)] = offset or 0
+        log.info("screen stage owns %d raw partitions", len(assigned))
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        settings = self.ctx.settings
+        session_ms = int(settings.session_timeout_s * 1000)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=screen_group(self.ctx.app.conf.id),
+            client_id=f"{self.ctx.app.conf.id}.screen",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=settings.batch_size,
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(1000, session_ms // 3),
+            rebalance_timeout_ms=int(settings.rebalance_timeout_s * 1000),
+            fetch_max_bytes=8 * 2**20,
+            max_partition_fetch_bytes=2 * 2**20,
+        )
+        self.consumer.subscribe(sorted(self.plans), listener=self)
+        await self.consumer.start()
+
+    async def on_stop(self) -> None:
+        if self.consumer is not None:
+            consumer, self.consumer = self.consumer, None
+            await consumer.stop()  # waits for the batch in hand through on_partitions_revoked
+
+    @Service.task
+    async def _screen_forever(self) -> None:
+        within_ms = max(1, int(self.ctx.settings.batch_within_s * 1000))
+        while not self.should_stop:
+            consumer = self.consumer
+            if consumer is None:
+                await self.sleep(0.1)
+                continue
+            generation = self._generation
+            try:
+                fetched = await consumer.getmany(timeout_ms=within_ms, max_records=self.ctx.settings.batch_size)
+            except (IllegalStateError, KafkaError) as exc:
+                if self.should_stop:
+                    return
+                log.warning("screen stage fetch failed (%s); retrying", type(exc).__name__)
+                await self.sleep(1.0)
+                continue
+            if fetched:
+                await self._process(consumer, generation, fetched)
+
+    async def _process(self, consumer: AIOKafkaConsumer, generation: int, fetched: dict[TopicPartition, list]) -> None:
+        async with self._lock:
+            if generation != self._generation:
+                return  # fetched before a rebalance: the partitions' owners fetch it again
+            try:
+                by_topic: dict[str, list[RawRecord]] = {}
+                for tp, records in fetched.items():
+                    by_topic.setdefault(tp.topic, []).extend(raw_record(r) for r in records)
+                for topic, records in by_topic.items():
+                    await screen_batch(self.ctx, self.plans[topic], records)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - stop the worker; nothing of the batch is committed
+                log.error("agent screen failed (%s); stopping the worker", type(exc).__name__)
+                await self.ctx.app.crash(exc)
+                raise
+            offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
+            try:
+                await consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                # The group moved on without us; the new owner reads from the last commit and
+                # pipeline.effects finds what this batch already sent.
+                log.warning("screen stage commit failed (%s); the next owner resumes", type(exc).__name__)
+                return
+            for tp, offset in offsets.items():
+                self.committed[(tp.topic, tp.partition)] = offset
+
+    async def lags(self) -> dict[tuple[str, int], int]:
+        """High watermark minus committed offset, per owned raw partition."""
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+        tps = list(consumer.assignment())
+        if not tps:
+            return {}
+        ends = await consumer.end_offsets(tps)
+        return {(tp.topic, tp.partition): max(0, ends[tp] - self.committed.get((tp.topic, tp.partition), 0))
+                for tp in tps}
+
+
+def register_screen(ctx: FleetContext) -> None:
+    """Start the screen stage with the app, once table recovery is done (Faust's extra services)."""
+
+    class Stage(ScreenStage):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(ctx, **kwargs)
+
+    ctx.app.service(Stage)

@@ -23,12 +23,6 @@ from schemas.decision import Decision, Outcome, RawRecord
 _partitioner = DefaultPartitioner()
 
 
-def raw_record(event: Any) -> RawRecord:
-    msg = event.message
-    return RawRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
-                     tuple((k, v) for k, v in (msg.headers or ())), msg.timestamp and int(msg.timestamp * 1000))
-
-
 def partition_for(output: Output, event_id: str, partitions: int) -> int:
     """The partition the default Kafka partitioner picks for the key (the event id when keyless)."""
     key = output.key if output.key is not None else event_id.encode()
@@ -37,8 +31,8 @@ def partition_for(output: Output, event_id: str, partitions: int) -> int:
 
 
 def committed_offsets(ctx: Any) -> dict[TP, int]:
-    """The committed offset Faust last wrote per source partition (0 when none yet)."""
-    return ctx.app.consumer._committed_offset  # noqa: SLF001 - Faust keeps it, exposes no accessor
+    """The screen stage's committed offset per owned raw partition (the next offset to read)."""
+    return ctx.screen.committed if ctx.screen is not None else {}
 
 
 def _offset_ranges(records: Sequence[RawRecord]) -> dict[TP, tuple[int, int]]:
@@ -71,11 +65,11 @@ def _screen_all(ctx: Any, plan: DatasetPlan, records: Sequence[RawRecord]) -> li
     return decisions
 
 
-async def screen_batch(ctx: Any, plan: DatasetPlan, events: list[Any]) -> None:
-    """Screen ``events``; return once every outcome and provenance record is acknowledged."""
+async def screen_batch(ctx: Any, plan: DatasetPlan, raw: list[RawRecord]) -> None:
+    """Screen ``raw``; return once every outcome and provenance record is acknowledged."""
     await ctx.gate()  # closed while a broker with a disallowed rack is in the cluster (pipeline.guards)
     received_at = now_iso()
-    records = ctx.effects.fresh([raw_record(e) for e in events])
+    records = ctx.effects.fresh(raw)
     if not records:
         return
     decisions = _screen_all(ctx, plan, records)

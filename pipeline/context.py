@@ -41,6 +41,7 @@ class FleetContext:
     held: Any = None  # the held table (agents/decide.py)
     extras: dict[str, Any] = field(default_factory=dict)
     fence: Any = None  # pipeline.guards.RackFence, closed when a broker with a disallowed rack appears
+    screen: Any = None  # agents.screen.ScreenStage, once the worker runs it
 
     async def gate(self) -> None:
         """Wait while the fence is closed: an agent emits nothing while a disallowed broker is in the cluster."""

@@ -43,12 +43,15 @@ def register_web(app: faust.App, ctx: FleetContext) -> None:
                 return _json(self, {"event_id": event_id, "error": "no provenance for this event id"}, 404)
             return self.bytes(value, content_type="application/json")
 
-    sources = {plan.raw_topic for plan in ctx.plans.values()} | {ctx.topics.provenance}
+    sources = {ctx.topics.provenance}  # the Faust agents' source; the screen stage reports the raw topics
     ctx.metrics.audit_checkpoint_age.set_function(ctx.audit.checkpoint_age_seconds)
 
     @app.timer(interval=5.0)
     async def measure_lag() -> None:
-        ctx.metrics.on_lag(await source_lags(app, sources))
+        lags = await source_lags(app, sources)
+        if ctx.screen is not None:
+            lags.update(await ctx.screen.lags())
+        ctx.metrics.on_lag(lags)
 
     @app.task
     async def start_broker_watch() -> None:

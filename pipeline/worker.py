@@ -21,6 +21,7 @@ from pipeline.context import FleetContext
 from pipeline.effects import EffectLog
 from pipeline.attestation import Attestor
 from pipeline.faults import FaultSpecError, fault_hook
+from pipeline import faustfix
 from pipeline.guards import app_topics, cluster_brokers, namespace_problems, rack_problems, register_rack_watch
 from pipeline.identity import approver_verifier
 from pipeline.keys import MissingKeyError
@@ -70,6 +71,7 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
                                          settings.jwt_leeway_s)
         except ValueError as exc:
             raise StartupRefused(str(exc)) from None
+    faustfix.install()  # before the app builds its consumer: offset bookkeeping at-least-once needs
     app = create_app(settings, loaded.policy.region)
     ctx = FleetContext(settings=settings, loaded=loaded, plans=plans, app=app,
                        metrics=Metrics(registry or CollectorRegistry()), verifier=verifier)
@@ -78,16 +80,12 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
     ctx.effects = EffectLog(settings.bootstrap_servers, ctx.topics.intents)
     ctx.fault_hook = _test_fault_hook(settings)
 
-    @app.on_partitions_revoked.connect
-    async def recover_effects_again(app: faust.App, revoked: object, **kwargs: object) -> None:  # noqa: ARG001
-        ctx.effects.forget()
     ctx.audit = AuditAppender(
         bootstrap=settings.bootstrap_servers, audit_topic=ctx.topics.audit,
         checkpoints_topic=ctx.topics.audit_checkpoints, signer=signer, producer=lambda: app.producer,
         every_entries=settings.audit_checkpoint_entries, every_seconds=settings.audit_checkpoint_seconds,
     )
-    for plan in plans.values():
-        register_screen(app, ctx, plan)
+    register_screen(ctx)
     register_record(app, ctx)
     register_decide(app, ctx)
     register_rack_watch(app, ctx)
