@@ -8,34 +8,63 @@ from typing import Any
 import faust
 import orjson
 
+from faust.types import TP
+
 from pipeline.context import FleetContext
-from pipeline.provenance import fold
+from pipeline.outputs import Output
+from pipeline.provenance import fold, fragments_of
+from pipeline.sender import send_all
 
 log = logging.getLogger(__name__)
 
 
-def fold_batch(stream: Any, table: Any, events: list[Any]) -> list[tuple[int, dict]]:
-    """Fold each fragment into the table; return ``(partition, fragment)`` for the audit chain."""
-    chained = []
+def fold_batch(stream: Any, table: Any, events: list[Any]) -> tuple[list[tuple[int, dict]], list[tuple[int, bytes, bytes]]]:
+    """Fold every fragment of ``events`` into the table's RocksDB store.
+
+    Returns ``(partition, fragment)`` for the audit chain and ``(partition, key, value)`` for the
+    table's changelog, which the caller sends and awaits before the batch is acknowledged (one send
+    per folded key instead of Faust's per-write changelog path).
+    """
+    store = table.data
+    chained: list[tuple[int, dict]] = []
+    changelog: dict[tuple[int, bytes], bytes] = {}
     for event in events:
-        # Faust picks the table partition (changelog and RocksDB) from the current event; in a
-        # batch that must be this event, or a key would be written under another partition.
+        # The store picks the RocksDB partition from the current event; in a batch that must be
+        # this event, or a key would be written under another partition.
         stream._set_current_event(event)  # noqa: SLF001 - Faust has no public setter
         msg = event.message
         try:
-            fragment = orjson.loads(msg.value)
-        except orjson.JSONDecodeError:
-            log.warning("not a provenance fragment", extra={"partition": msg.partition, "offset": msg.offset})
+            fragments = fragments_of(msg.value)
+        except (orjson.JSONDecodeError, ValueError):
+            log.warning("not a provenance record", extra={"partition": msg.partition, "offset": msg.offset})
             continue
-        existing = table.get(msg.key)
-        folded = fold(existing, fragment)
-        # A fragment folded before is written again all the same: after a kill -9 the local RocksDB
-        # can hold a value whose changelog record never reached the broker, and only a write
-        # puts it back in the changelog (the table's only copy once the local store is lost).
-        table[msg.key] = folded if folded is not None else existing
-        chained.append((msg.partition, fragment))
+        for fragment in fragments:
+            key = fragment["event_id"].encode()
+            existing = store.get(key)
+            folded = fold(existing, fragment)
+            # A fragment folded before is written again all the same: after a kill -9 the local
+            # RocksDB can hold a value whose changelog record never reached the broker, and only a
+            # write puts it back in the changelog (the table's only copy once the local store is lost).
+            value = folded if folded is not None else existing
+            store[key] = value
+            changelog[(msg.partition, key)] = value
+            chained.append((msg.partition, fragment))
     stream._set_current_event(None)  # noqa: SLF001
-    return chained
+    return chained, [(p, k, v) for (p, k), v in changelog.items()]
+
+
+async def write_changelog(ctx: FleetContext, table: Any, records: list[tuple[int, bytes, bytes]]) -> None:
+    """Send the folded values to the table's changelog; note the offsets in the store once acknowledged."""
+    if not records:
+        return
+    topic = table.changelog_topic.get_topic_name()
+    metas = await send_all(ctx.producer, [Output(topic, k, v, []) for _, k, v in records], [p for p, _, _ in records])
+    last: dict[int, int] = {}
+    for meta in metas:
+        last[meta.partition] = max(last.get(meta.partition, -1), meta.offset)
+    for partition, offset in last.items():
+        # what Faust's own changelog callback records: recovery starts after it
+        table.data.set_persisted_offset(TP(topic, partition), offset)
 
 
 def register_record(app: faust.App, ctx: FleetContext) -> None:
@@ -46,7 +75,9 @@ def register_record(app: faust.App, ctx: FleetContext) -> None:
         async with ctx.crash_on_error("record"):
             async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
                 await ctx.gate()
-                await ctx.audit.append(fold_batch(stream, ctx.provenance, events))
+                chained, changelog = fold_batch(stream, ctx.provenance, events)
+                await write_changelog(ctx, ctx.provenance, changelog)
+                await ctx.audit.append(chained)
 
     app.agent(topic, name="record")(record_provenance)
 

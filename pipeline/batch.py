@@ -30,6 +30,11 @@ def partition_for(output: Output, event_id: str, partitions: int) -> int:
     return _partitioner(key, every, every)
 
 
+def _partition_of_id(event_id: str, partitions: int) -> int:
+    every = list(range(partitions))
+    return _partitioner(event_id.encode(), every, every)
+
+
 def committed_offsets(ctx: Any) -> dict[TP, int]:
     """The screen stage's committed offset per owned raw partition (the next offset to read)."""
     return ctx.screen.committed if ctx.screen is not None else {}
@@ -95,14 +100,19 @@ async def screen_batch(ctx: Any, plan: DatasetPlan, raw: list[RawRecord]) -> Non
     sent: dict[int, list[int]] = {}
     for j, i in enumerate(owners):
         sent.setdefault(i, []).append(j)
-    fragments = []
+    # One provenance record per partition of R.provenance, holding the fragments of the events whose
+    # id the default partitioner puts there (the table and its lookups are partitioned by event id).
+    by_partition: dict[int, list[dict]] = {}
+    provenance_partitions = ctx.policy.topology.audit_partitions
     for i, (d, r) in enumerate(zip(decisions, records, strict=True)):
         first, *more = sent[i]
         extra = [(outputs[j], coords[j].partition, coords[j].offset) for j in more]
         fragment = screen_fragment(d, r, plan, outputs[first], coords[first].partition, coords[first].offset,
                                    received_at, extra)
-        fragments.append(Output(ctx.topics.provenance, d.event_id.encode(), orjson.dumps(fragment), []))
-    await send_all(ctx.producer, fragments)
+        by_partition.setdefault(_partition_of_id(d.event_id, provenance_partitions), []).append(fragment)
+    parts = sorted(by_partition)
+    await send_all(ctx.producer, [Output(ctx.topics.provenance, None, orjson.dumps(by_partition[p]), []) for p in parts],
+                   parts)
     ctx.effects.processed(records)
     ctx.metrics.on_screened(plan.name, decisions)
 

@@ -39,3 +39,14 @@ def fold(existing: bytes | None, fragment: dict[str, Any]) -> bytes | None:
         record["outcome"] = decision
         record["terminal"] = decision in TERMINAL
     return orjson.dumps(record)
+
+
+def fragments_of(value: bytes) -> list[dict[str, Any]]:
+    """The fragments in one ``R.provenance`` record: the screen stage sends a list per partition and
+    batch, the decide agent one fragment. Raises ``ValueError`` on anything else."""
+    decoded = orjson.loads(value)
+    fragments = decoded if isinstance(decoded, list) else [decoded]
+    for fragment in fragments:
+        if not isinstance(fragment, dict) or not isinstance(fragment.get("event_id"), str):
+            raise ValueError("not a provenance fragment")
+    return fragments

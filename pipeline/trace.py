@@ -6,7 +6,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from pipeline.provenance import fold
+from pipeline.provenance import fold, fragments_of
 from pipeline.topics import RegionTopics
 from schemas.policy import Policy
 
@@ -28,8 +28,13 @@ async def read_provenance(bootstrap: str, policy: Policy, event_id: str) -> dict
         while await consumer.position(tp) < end:
             batch = await consumer.getmany(tp, timeout_ms=1000)
             for msg in batch.get(tp, []):
-                if msg.key == key:
-                    record = fold(record, orjson.loads(msg.value)) or record
+                try:
+                    fragments = fragments_of(msg.value)
+                except ValueError:  # orjson.JSONDecodeError is one too
+                    continue
+                for fragment in fragments:
+                    if fragment["event_id"] == event_id:
+                        record = fold(record, fragment) or record
     finally:
         await consumer.stop()
     return orjson.loads(record) if record else None

@@ -13,9 +13,9 @@ import pytest
 
 from pipeline.keys import KeyRing
 from pipeline.policy import LoadedPolicy, load_policy
+from tests.policies import EXAMPLE_POLICY, example_policy_text
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE_POLICY = REPO / "pipeline" / "examples" / "eu-policy.yaml"
 TEST_SECRET = "test-secret-that-is-long-enough-for-hkdf-0123456789"
 
 
@@ -42,10 +42,7 @@ def policy_factory(tmp_path: Path) -> Callable[..., LoadedPolicy]:
     counter = iter(range(10_000))
 
     def make(region: str = "eu", replace: dict[str, str] | None = None) -> LoadedPolicy:
-        text = EXAMPLE_POLICY.read_text().replace("region: eu", f"region: {region}")
-        for old, new in (replace or {}).items():
-            assert old in text, f"{old!r} is not in the example policy"
-            text = text.replace(old, new)
+        text = example_policy_text(region, replace)
         path = tmp_path / f"policy-{next(counter)}-{region}.yaml"
         path.write_text(text)
         return load_policy(path)

@@ -31,9 +31,8 @@ from pipeline.kafka.probe import free_port
 from pipeline.policy import LoadedPolicy, load_policy
 from pipeline.runner import WorkerProcess
 from pipeline.topics import RegionTopics, topic_specs
+from tests.policies import example_policy_text
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_POLICY = REPO / "pipeline" / "examples" / "eu-policy.yaml"
 LAG = re.compile(r'^residency_consumer_lag\{partition="(\d+)",topic="([^"]+)"\} ([0-9.e+-]+)$', re.M)
 
 
@@ -57,10 +56,7 @@ def say(line: str) -> None:
 
 
 def write_policy(root: Path, region: str, replace: dict[str, str] | None = None) -> LoadedPolicy:
-    text = EXAMPLE_POLICY.read_text().replace("region: eu", f"region: {region}")
-    for old, new in (replace or {}).items():
-        assert old in text, f"{old!r} is not in the example policy"
-        text = text.replace(old, new)
+    text = example_policy_text(region, replace)
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"policy-{region}.yaml"
     path.write_text(text)
@@ -287,29 +283,29 @@ class Report:
 
 async def _kill_mid_batch(worker: WorkerProcess, offsets: EndOffsets, outcome_names: list[str],
                           provenance: str, timeout: float = 30.0) -> bool:
-    """kill -9 while a batch is being sent: its outcome records are on the broker but not yet all of its
-    provenance fragments (screen sends outcomes, awaits them, then sends provenance).
+    """kill -9 while a batch is being sent: its outcome records are on the broker but not yet its
+    provenance records (the screen stage sends outcomes, awaits them, then sends provenance).
 
-    Between batches, provenance minus outcomes is a constant (earlier recoveries re-sent fragments
-    for events already emitted); while a batch is in flight it is lower. Returns whether the kill left
-    it lower, read right after the kill (before any restart).
+    Outcomes that grew since provenance last grew belong to a batch whose provenance is not out yet.
+    Returns whether the kill left the topics that way, read right after the kill (before any restart).
     """
-    async def gap() -> int:
-        outs = await offsets.total(outcome_names)
-        return await offsets.total([provenance]) - outs
+    async def totals() -> tuple[int, int]:
+        return await offsets.total(outcome_names), await offsets.total([provenance])
 
-    quiet = max([await gap() for _ in range(40)])  # ~1 s of samples: the between-batches value
+    outs_then, prov_then = await totals()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        now = await gap()
-        if now < quiet:
+        outs, prov = await totals()
+        if prov != prov_then:
+            outs_then, prov_then = outs, prov
+        elif outs > outs_then:
             worker.kill()
             break
-        quiet = max(quiet, now)
         await asyncio.sleep(0.002)
     else:
         worker.kill()
-    return await gap() < quiet
+    outs, prov = await totals()
+    return prov == prov_then and outs > outs_then
 
 
 def crash(fleet: Fleet, events: int, seed: int, kills: int = 3, mid_batch: int = 1,

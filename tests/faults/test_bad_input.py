@@ -9,12 +9,12 @@ import json
 import threading
 from pathlib import Path
 
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from pipeline.harness import collect, produce, read_topic
 from tests.faults.scenarios import mixed_events, ready, rss_bytes, say, wait_until
+from pipeline.provenance import fragments_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -107,8 +107,8 @@ def test_when_the_bad_input_corpus_flows_then_each_case_has_its_reason_and_the_w
 
     reasons = {}
     for m in asyncio.run(read_topic(fleet.bootstrap, fleet.names.provenance)):
-        fragment = orjson.loads(m.value)
-        reasons[fragment["event_id"]] = (fragment["decision"], fragment["reason"])
+        for fragment in fragments_of(m.value):
+            reasons[fragment["event_id"]] = (fragment["decision"], fragment["reason"])
     got = {case["case"]: reasons.get(event_id) for event_id, case in expected.items()}
     want = {case["case"]: (case["expect"]["outcome"], case["expect"]["reason"]) for case in expected.values()}
     assert got == want

@@ -29,6 +29,7 @@ from pipeline.producer import identity_headers
 from pipeline.audit import load_signing_key
 from pipeline.topics import topic_specs
 from tests.conftest import REPO, wait_for
+from pipeline.provenance import fragments_of
 
 pytestmark = pytest.mark.integration
 CARD = "4111111111111111"
@@ -188,8 +189,8 @@ def test_when_mixed_producers_write_then_each_record_is_routed_as_the_policy_say
 
     # provenance: the producer and every destination
     def fragments() -> dict | None:
-        found = {orjson.loads(m.value)["event_id"]: orjson.loads(m.value)
-                 for m in asyncio.run(read_topic(kafka_bootstrap, f"{region}.provenance"))}
+        found = {f["event_id"]: f for m in asyncio.run(read_topic(kafka_bootstrap, f"{region}.provenance"))
+                 for f in fragments_of(m.value)}
         return found if ids <= found.keys() else None
 
     prov = wait_for(fragments, 60, "a provenance fragment per event")
