@@ -155,37 +155,59 @@ def _scan_names(node: Any, path: str, budget: detection.Budget, findings: list[F
             _scan_names(value, f"{path}.{key}" if path else key, budget, findings)
 
 
-def _scan(doc: dict[str, Any], skip: set[str], budget: detection.Budget, findings: list[Finding]) -> None:
-    _scan_names(doc, "", budget, findings)
-    for path, container, key, text in list(_strings(doc, "")):
-        if path in skip:
-            continue
+def _scan(doc: dict[str, Any] | None, skip: set[str], key: str | None, budget: detection.Budget,
+          findings: list[Finding]) -> list[detection.Span] | None:
+    """Scan the record's field names, then every string value not in ``skip`` and the ``key`` text,
+    in one :func:`detection.scan_each` pass. Values with findings are redacted in place; returns the
+    key's spans (None when it had none or was not scanned)."""
+    items: list[tuple[str, Any, Any, str]] = []
+    if doc is not None:
+        _scan_names(doc, "", budget, findings)
+        items = [item for item in _strings(doc, "") if item[0] not in skip]
+    texts = [item[3] for item in items]
+    if key is not None:
+        texts.append(key)
+    count = len(items)
+
+    def hint(index: int) -> str | None:
         # The field name is context for weak-checksum identifiers ("ssn", "nhs_number"...).
-        spans = detection.scan(text, budget, hint=path.rsplit(".", 1)[-1])
-        if not spans:
+        return items[index][0].rsplit(".", 1)[-1] if index < count else None
+
+    key_spans = None
+    for index, spans in detection.scan_each(texts, budget, hint):
+        if index == count:
+            key_spans = spans
             continue
+        path, container, name, text = items[index]
         findings.extend(Finding(span.type, path) for span in spans)
         # Redacted whatever the dataset does with findings: a held record's preview is shown to
         # approvers and must not carry the values that made it held.
-        container[key] = detection.redact_spans(text, spans)
+        container[name] = detection.redact_spans(text, spans)
+    return key_spans
 
 
-def _screen_key(record: RawRecord, plan: DatasetPlan, budget: detection.Budget,
-                findings: list[Finding], masked: list[MaskApplied]) -> bytes | None:
-    """The key for cleared topics: masked by the key rule, or scanned like free text."""
-    if record.key is None:
+def _screen_key(record: RawRecord, plan: DatasetPlan, doc: dict[str, Any] | None, skip: set[str],
+                budget: detection.Budget, findings: list[Finding], masked: list[MaskApplied]) -> bytes | None:
+    """Scan the value (``doc``, unless None) and the key in one pass; return the key for cleared
+    topics: masked by the key rule, or scanned like free text (its findings come after the value's)."""
+    text = None
+    if record.key is not None:
+        try:
+            text = record.key.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None  # an opaque key cannot be screened, so it does not leave
+    scan_key = text is not None and plan.key_mask is None
+    spans = _scan(doc, skip, text if scan_key else None, budget, findings) if doc is not None or scan_key else None
+    if text is None:
         return None
-    try:
-        text = record.key.decode("utf-8")
-    except UnicodeDecodeError:
-        return None  # an opaque key cannot be screened, so it does not leave
     if plan.key_mask is not None:
         masked.append(MaskApplied("key", plan.key_mask.name, plan.key_mask.key_id))
         out = plan.key_mask.mask(text)
         return None if out is DROP else str(out).encode()
-    spans = detection.scan(text, budget)
+    if not spans:
+        return record.key
     findings.extend(Finding(span.type, "key") for span in spans)
-    return detection.redact_spans(text, spans).encode() if spans else record.key
+    return detection.redact_spans(text, spans).encode()
 
 
 def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: str,
@@ -210,9 +232,7 @@ def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: 
     skip = _apply_masks(doc, plan.masks, masked)
     if fault:
         fault("detection")
-    if rules.scan_unlisted:
-        _scan(doc, skip, budget, findings)
-    key = _screen_key(record, plan, budget, findings, masked)
+    key = _screen_key(record, plan, doc if rules.scan_unlisted else None, skip, budget, findings, masked)
 
     if findings and on_pii is OnPII.REJECT:
         return Decision(Outcome.REJECTED, event_id, "unexpected_pii", _kinds(findings), findings=findings)
