@@ -1,4 +1,4 @@
-"""``screen()`` cost on the bench's padded ~1 KB events, and ``scan()`` cost per string type.
+"""``screen()`` cost (process CPU time) on the bench's padded ~1 KB events, and ``scan()`` cost per string type.
 
 One core, no broker: events are generated up front, then screened in a loop under the example policy.
 
@@ -8,7 +8,8 @@ One core, no broker: events are generated up front, then screened in a loop unde
 
 With ``--baseline`` each tree is screened in its own long-lived process; the rounds alternate between
 them (before, after, before, ...) so that load from other work on a shared box hits both alike, and
-the medians are reported. ``--events`` picks how many padded events (``pipeline/benchmark/events.py``)
+the medians are reported. Times are the process's CPU time (``time.process_time``): on a shared
+box that other sessions load, wall-clock time per event varied 2-4x between runs, CPU time far less. ``--events`` picks how many padded events (``pipeline/benchmark/events.py``)
 one round screens; ``--plain`` uses the generator's unpadded events instead.
 """
 
@@ -57,10 +58,10 @@ def _round(batch: list) -> float:
     """Microseconds per event of one pass of ``screen`` over ``batch``."""
     from pipeline.screen import screen
 
-    start = time.perf_counter()
+    start = time.process_time()
     for record, plan in batch:
         screen(record, plan)
-    return (time.perf_counter() - start) / len(batch) * 1e6
+    return (time.process_time() - start) / len(batch) * 1e6
 
 
 def serve(tree: Path, count: int, padded: bool) -> None:
@@ -124,10 +125,10 @@ def per_string(repeat: int = 2000) -> list[tuple[str, float]]:
     for text in STRINGS:
         best = float("inf")
         for _ in range(5):
-            start = time.perf_counter()
+            start = time.process_time()
             for _ in range(repeat):
                 scan(text, Budget())
-            best = min(best, (time.perf_counter() - start) / repeat)
+            best = min(best, (time.process_time() - start) / repeat)
         out.append((text, best * 1e6))
     return out
 
