@@ -9,7 +9,7 @@ No reason or detail ever quotes the payload.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -72,15 +72,22 @@ def _parse(record: RawRecord, plan: DatasetPlan, event_id: str) -> dict[str, Any
     return doc
 
 
-def _strings(node: Any, path: str) -> Iterator[tuple[str, Any, Any, str]]:
-    """Every string in ``node`` as (concrete path, container, key, value), depth first."""
-    items = node.items() if isinstance(node, dict) else enumerate(node)
-    for key, value in items:
-        child = (f"{path}.{key}" if path else str(key)) if isinstance(node, dict) else f"{path}[{key}]"
+def _strings(node: Any, path: str, out: list[tuple[str, Any, Any, str]], names: list[str]) -> None:
+    """Append every string in ``node`` as (concrete path, container, key, value), depth first, and
+    every object key to ``names``."""
+    if isinstance(node, dict):
+        names.extend(node)
+        for key, value in node.items():
+            if isinstance(value, str):
+                out.append((f"{path}.{key}" if path else key, node, key, value))
+            elif isinstance(value, dict | list):
+                _strings(value, f"{path}.{key}" if path else key, out, names)
+        return
+    for index, value in enumerate(node):
         if isinstance(value, str):
-            yield child, node, key, value
+            out.append((f"{path}[{index}]", node, index, value))
         elif isinstance(value, dict | list):
-            yield from _strings(value, child)
+            _strings(value, f"{path}[{index}]", out, names)
 
 
 def _identify(record: RawRecord, plan: DatasetPlan, event_id: str) -> dict[str, Any] | Decision:
@@ -101,6 +108,21 @@ def _apply_masks(doc: dict[str, Any], masks: tuple[CompiledMask, ...], masked: l
     done: set[str] = set()
     for mask in masks:
         strategy = mask.strategy
+        if mask.keys is not None:
+            # A plain key path matches at most one value: reach it directly (as FieldPath.transform would).
+            container: Any = doc
+            for name in mask.keys[:-1]:
+                container = container.get(name) if isinstance(container, dict) else None
+            last = mask.keys[-1]
+            if isinstance(container, dict) and last in container:
+                done.add(mask.concrete)
+                masked.append(MaskApplied(mask.concrete, strategy.name, strategy.key_id))
+                result = strategy.mask(container[last])
+                if result is DROP:
+                    del container[last]
+                else:
+                    container[last] = result
+            continue
 
         def apply(concrete: str, value: Any, strategy=strategy) -> Any:  # noqa: ANN001
             done.add(concrete)
@@ -117,28 +139,36 @@ _NAME_SPANS: dict[str, tuple[detection.Span, ...]] = {}
 _NAME_SPANS_MAX, _NAME_MAX_CHARS = 4096, 64
 
 
-def _name_spans(key: str, budget: detection.Budget) -> tuple[detection.Span, ...]:
-    spans = _NAME_SPANS.get(key)
-    if spans is None:
-        spans = tuple(detection.scan(key, budget))
-        if not spans and len(key) <= _NAME_MAX_CHARS:  # never keep a name that holds personal data
+def _name_spans(names: list[str], budget: detection.Budget) -> dict[str, tuple[detection.Span, ...]]:
+    """Spans of every field name not known clean: one :func:`detection.scan_each` over the new ones."""
+    fresh = list(dict.fromkeys(name for name in names if name not in _NAME_SPANS))
+    if not fresh:
+        return {}
+    found = dict.fromkeys(fresh, ())
+    found.update((fresh[i], tuple(spans)) for i, spans in detection.scan_each(fresh, budget))
+    # A name that is not kept was scanned at each occurrence: charge its repeats as before.
+    kept = {name for name, spans in found.items() if not spans and len(name) <= _NAME_MAX_CHARS}
+    budget.charge(sum(len(name) for name in names if name in found and name not in kept) -
+                  sum(len(name) for name in found if name not in kept))
+    for name, spans in found.items():
+        if not spans and len(name) <= _NAME_MAX_CHARS:  # never keep a name that holds personal data
             if len(_NAME_SPANS) >= _NAME_SPANS_MAX:
                 _NAME_SPANS.clear()
-            _NAME_SPANS[key] = spans
-    return spans
+            _NAME_SPANS[name] = spans
+    return {name: spans for name, spans in found.items() if spans}
 
 
-def _scan_names(node: Any, path: str, budget: detection.Budget, findings: list[Finding]) -> None:
+def _rename(node: Any, path: str, dirty: dict[str, tuple[detection.Span, ...]], findings: list[Finding]) -> None:
     """Object keys are producer input too: a key holding personal data is renamed to its redaction
     (before values are scanned, so no finding path quotes it)."""
     if isinstance(node, list):
         for i, value in enumerate(node):
             if isinstance(value, dict | list):
-                _scan_names(value, f"{path}[{i}]", budget, findings)
+                _rename(value, f"{path}[{i}]", dirty, findings)
         return
     renamed: dict[str, tuple[str, set[str]]] = {}
     for key in node:
-        spans = _name_spans(key, budget)
+        spans = dirty.get(key)
         if spans:
             renamed[key] = (detection.redact_spans(key, spans), {span.type for span in spans})
     if renamed:
@@ -152,7 +182,7 @@ def _scan_names(node: Any, path: str, budget: detection.Budget, findings: list[F
             findings.extend(Finding(t, f"{path}.{new}" if path else new) for t in sorted(types))
     for key, value in node.items():
         if isinstance(value, dict | list):
-            _scan_names(value, f"{path}.{key}" if path else key, budget, findings)
+            _rename(value, f"{path}.{key}" if path else key, dirty, findings)
 
 
 def _scan(doc: dict[str, Any] | None, skip: set[str], key: str | None, budget: detection.Budget,
@@ -162,8 +192,15 @@ def _scan(doc: dict[str, Any] | None, skip: set[str], key: str | None, budget: d
     key's spans (None when it had none or was not scanned)."""
     items: list[tuple[str, Any, Any, str]] = []
     if doc is not None:
-        _scan_names(doc, "", budget, findings)
-        items = [item for item in _strings(doc, "") if item[0] not in skip]
+        names: list[str] = []
+        _strings(doc, "", items, names)
+        dirty = _name_spans(names, budget)
+        if dirty:  # rare: rename, then collect the values again under their new paths
+            _rename(doc, "", dirty, findings)
+            items = []
+            _strings(doc, "", items, names)
+        if skip:
+            items = [item for item in items if item[0] not in skip]
     texts = [item[3] for item in items]
     if key is not None:
         texts.append(key)
