@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.keys import KeyRing
 from pipeline.masking import Strategy, build_strategy
-from pipeline.paths import FieldPath, compile_path
+from pipeline.paths import FieldPath, compile_path, format_path
 from pipeline.policy import LoadedPolicy
 from pipeline.topics import RegionTopics, egress_topic
 from schemas.policy import Dataset, MaskRule
+
+# Dot-separated names without brackets, wildcards, quotes or whitespace (see pipeline.paths).
+_PLAIN_KEYS = re.compile(r"[^.\[\]*\"'\s]+(?:\.[^.\[\]*\"'\s]+)*")
 
 
 @dataclass(frozen=True)
 class CompiledMask:
     path: FieldPath
     strategy: Strategy
+    # For a path of plain object keys (``card.number``), the keys and the concrete path it names,
+    # so screening reaches the one value it can match without the general path matcher.
+    keys: tuple[str, ...] | None = field(init=False, default=None)
+    concrete: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        if _PLAIN_KEYS.fullmatch(self.path.expr):
+            keys = tuple(self.path.expr.split("."))
+            object.__setattr__(self, "keys", keys)
+            object.__setattr__(self, "concrete", format_path(keys))
 
     @property
     def strategy_name(self) -> str:

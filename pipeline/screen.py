@@ -9,7 +9,7 @@ No reason or detail ever quotes the payload.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -72,15 +72,22 @@ def _parse(record: RawRecord, plan: DatasetPlan, event_id: str) -> dict[str, Any
     return doc
 
 
-def _strings(node: Any, path: str) -> Iterator[tuple[str, Any, Any, str]]:
-    """Every string in ``node`` as (concrete path, container, key, value), depth first."""
-    items = node.items() if isinstance(node, dict) else enumerate(node)
-    for key, value in items:
-        child = (f"{path}.{key}" if path else str(key)) if isinstance(node, dict) else f"{path}[{key}]"
+def _strings(node: Any, path: str, out: list[tuple[str, Any, Any, str]], names: list[str]) -> None:
+    """Append every string in ``node`` as (concrete path, container, key, value), depth first, and
+    every object key to ``names``."""
+    if isinstance(node, dict):
+        names.extend(node)
+        for key, value in node.items():
+            if isinstance(value, str):
+                out.append((f"{path}.{key}" if path else key, node, key, value))
+            elif isinstance(value, dict | list):
+                _strings(value, f"{path}.{key}" if path else key, out, names)
+        return
+    for index, value in enumerate(node):
         if isinstance(value, str):
-            yield child, node, key, value
+            out.append((f"{path}[{index}]", node, index, value))
         elif isinstance(value, dict | list):
-            yield from _strings(value, child)
+            _strings(value, f"{path}[{index}]", out, names)
 
 
 def _identify(record: RawRecord, plan: DatasetPlan, event_id: str) -> dict[str, Any] | Decision:
@@ -101,6 +108,21 @@ def _apply_masks(doc: dict[str, Any], masks: tuple[CompiledMask, ...], masked: l
     done: set[str] = set()
     for mask in masks:
         strategy = mask.strategy
+        if mask.keys is not None:
+            # A plain key path matches at most one value: reach it directly (as FieldPath.transform would).
+            container: Any = doc
+            for name in mask.keys[:-1]:
+                container = container.get(name) if isinstance(container, dict) else None
+            last = mask.keys[-1]
+            if isinstance(container, dict) and last in container:
+                done.add(mask.concrete)
+                masked.append(MaskApplied(mask.concrete, strategy.name, strategy.key_id))
+                result = strategy.mask(container[last])
+                if result is DROP:
+                    del container[last]
+                else:
+                    container[last] = result
+            continue
 
         def apply(concrete: str, value: Any, strategy=strategy) -> Any:  # noqa: ANN001
             done.add(concrete)
@@ -117,28 +139,36 @@ _NAME_SPANS: dict[str, tuple[detection.Span, ...]] = {}
 _NAME_SPANS_MAX, _NAME_MAX_CHARS = 4096, 64
 
 
-def _name_spans(key: str, budget: detection.Budget) -> tuple[detection.Span, ...]:
-    spans = _NAME_SPANS.get(key)
-    if spans is None:
-        spans = tuple(detection.scan(key, budget))
-        if not spans and len(key) <= _NAME_MAX_CHARS:  # never keep a name that holds personal data
+def _name_spans(names: list[str], budget: detection.Budget) -> dict[str, tuple[detection.Span, ...]]:
+    """Spans of every field name not known clean: one :func:`detection.scan_each` over the new ones."""
+    fresh = list(dict.fromkeys(name for name in names if name not in _NAME_SPANS))
+    if not fresh:
+        return {}
+    found = dict.fromkeys(fresh, ())
+    found.update((fresh[i], tuple(spans)) for i, spans in detection.scan_each(fresh, budget))
+    # A name that is not kept was scanned at each occurrence: charge its repeats as before.
+    kept = {name for name, spans in found.items() if not spans and len(name) <= _NAME_MAX_CHARS}
+    budget.charge(sum(len(name) for name in names if name in found and name not in kept) -
+                  sum(len(name) for name in found if name not in kept))
+    for name, spans in found.items():
+        if not spans and len(name) <= _NAME_MAX_CHARS:  # never keep a name that holds personal data
             if len(_NAME_SPANS) >= _NAME_SPANS_MAX:
                 _NAME_SPANS.clear()
-            _NAME_SPANS[key] = spans
-    return spans
+            _NAME_SPANS[name] = spans
+    return {name: spans for name, spans in found.items() if spans}
 
 
-def _scan_names(node: Any, path: str, budget: detection.Budget, findings: list[Finding]) -> None:
+def _rename(node: Any, path: str, dirty: dict[str, tuple[detection.Span, ...]], findings: list[Finding]) -> None:
     """Object keys are producer input too: a key holding personal data is renamed to its redaction
     (before values are scanned, so no finding path quotes it)."""
     if isinstance(node, list):
         for i, value in enumerate(node):
             if isinstance(value, dict | list):
-                _scan_names(value, f"{path}[{i}]", budget, findings)
+                _rename(value, f"{path}[{i}]", dirty, findings)
         return
     renamed: dict[str, tuple[str, set[str]]] = {}
     for key in node:
-        spans = _name_spans(key, budget)
+        spans = dirty.get(key)
         if spans:
             renamed[key] = (detection.redact_spans(key, spans), {span.type for span in spans})
     if renamed:
@@ -152,40 +182,69 @@ def _scan_names(node: Any, path: str, budget: detection.Budget, findings: list[F
             findings.extend(Finding(t, f"{path}.{new}" if path else new) for t in sorted(types))
     for key, value in node.items():
         if isinstance(value, dict | list):
-            _scan_names(value, f"{path}.{key}" if path else key, budget, findings)
+            _rename(value, f"{path}.{key}" if path else key, dirty, findings)
 
 
-def _scan(doc: dict[str, Any], skip: set[str], budget: detection.Budget, findings: list[Finding]) -> None:
-    _scan_names(doc, "", budget, findings)
-    for path, container, key, text in list(_strings(doc, "")):
-        if path in skip:
-            continue
+def _scan(doc: dict[str, Any] | None, skip: set[str], key: str | None, budget: detection.Budget,
+          findings: list[Finding]) -> list[detection.Span] | None:
+    """Scan the record's field names, then every string value not in ``skip`` and the ``key`` text,
+    in one :func:`detection.scan_each` pass. Values with findings are redacted in place; returns the
+    key's spans (None when it had none or was not scanned)."""
+    items: list[tuple[str, Any, Any, str]] = []
+    if doc is not None:
+        names: list[str] = []
+        _strings(doc, "", items, names)
+        dirty = _name_spans(names, budget)
+        if dirty:  # rare: rename, then collect the values again under their new paths
+            _rename(doc, "", dirty, findings)
+            items = []
+            _strings(doc, "", items, names)
+        if skip:
+            items = [item for item in items if item[0] not in skip]
+    texts = [item[3] for item in items]
+    if key is not None:
+        texts.append(key)
+    count = len(items)
+
+    def hint(index: int) -> str | None:
         # The field name is context for weak-checksum identifiers ("ssn", "nhs_number"...).
-        spans = detection.scan(text, budget, hint=path.rsplit(".", 1)[-1])
-        if not spans:
+        return items[index][0].rsplit(".", 1)[-1] if index < count else None
+
+    key_spans = None
+    for index, spans in detection.scan_each(texts, budget, hint):
+        if index == count:
+            key_spans = spans
             continue
+        path, container, name, text = items[index]
         findings.extend(Finding(span.type, path) for span in spans)
         # Redacted whatever the dataset does with findings: a held record's preview is shown to
         # approvers and must not carry the values that made it held.
-        container[key] = detection.redact_spans(text, spans)
+        container[name] = detection.redact_spans(text, spans)
+    return key_spans
 
 
-def _screen_key(record: RawRecord, plan: DatasetPlan, budget: detection.Budget,
-                findings: list[Finding], masked: list[MaskApplied]) -> bytes | None:
-    """The key for cleared topics: masked by the key rule, or scanned like free text."""
-    if record.key is None:
+def _screen_key(record: RawRecord, plan: DatasetPlan, doc: dict[str, Any] | None, skip: set[str],
+                budget: detection.Budget, findings: list[Finding], masked: list[MaskApplied]) -> bytes | None:
+    """Scan the value (``doc``, unless None) and the key in one pass; return the key for cleared
+    topics: masked by the key rule, or scanned like free text (its findings come after the value's)."""
+    text = None
+    if record.key is not None:
+        try:
+            text = record.key.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None  # an opaque key cannot be screened, so it does not leave
+    scan_key = text is not None and plan.key_mask is None
+    spans = _scan(doc, skip, text if scan_key else None, budget, findings) if doc is not None or scan_key else None
+    if text is None:
         return None
-    try:
-        text = record.key.decode("utf-8")
-    except UnicodeDecodeError:
-        return None  # an opaque key cannot be screened, so it does not leave
     if plan.key_mask is not None:
         masked.append(MaskApplied("key", plan.key_mask.name, plan.key_mask.key_id))
         out = plan.key_mask.mask(text)
         return None if out is DROP else str(out).encode()
-    spans = detection.scan(text, budget)
+    if not spans:
+        return record.key
     findings.extend(Finding(span.type, "key") for span in spans)
-    return detection.redact_spans(text, spans).encode() if spans else record.key
+    return detection.redact_spans(text, spans).encode()
 
 
 def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: str,
@@ -210,9 +269,7 @@ def _route(doc: dict[str, Any], record: RawRecord, plan: DatasetPlan, event_id: 
     skip = _apply_masks(doc, plan.masks, masked)
     if fault:
         fault("detection")
-    if rules.scan_unlisted:
-        _scan(doc, skip, budget, findings)
-    key = _screen_key(record, plan, budget, findings, masked)
+    key = _screen_key(record, plan, doc if rules.scan_unlisted else None, skip, budget, findings, masked)
 
     if findings and on_pii is OnPII.REJECT:
         return Decision(Outcome.REJECTED, event_id, "unexpected_pii", _kinds(findings), findings=findings)

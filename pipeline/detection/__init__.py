@@ -28,6 +28,7 @@ from pipeline.detection import (  # noqa: F401
 from pipeline.detection.base import Detector, Span, registry
 from pipeline.detection.budget import Budget, DetectionBudgetExceeded
 from pipeline.detection.engine import ENCODED, redact_spans, scan
+from pipeline.detection.record import scan_each
 
 __all__ = [
     "ENCODED",
@@ -39,6 +40,7 @@ __all__ = [
     "detectors",
     "redact_spans",
     "scan",
+    "scan_each",
 ]
 
 

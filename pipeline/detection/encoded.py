@@ -56,16 +56,21 @@ def base64_tokens(data: bytes) -> Iterator[tuple[int, int, str]]:
         stop = end
         while stop < size and stop - end < 2 and data[stop] == 61:  # "="
             stop += 1
-        token = data[start:end]
-        if len(token) % 4 != 1:  # 4n+1 is never a valid base64 length
-            try:
-                raw = binascii.a2b_base64(token.translate(_URLSAFE) + b"=" * (-len(token) % 4))
-            except binascii.Error:
-                raw = b""
-            text = _printable_text(raw)
-            if text is not None:
-                yield start, stop, text
+        text = base64_text(data[start:end])
+        if text is not None:
+            yield start, stop, text
         start = runs.find(_RUN, stop)
+
+
+def base64_text(token: bytes) -> str | None:
+    """The readable text a run of base64-alphabet bytes decodes to, or None."""
+    if len(token) % 4 == 1:  # 4n+1 is never a valid base64 length
+        return None
+    try:
+        raw = binascii.a2b_base64(token.translate(_URLSAFE) + b"=" * (-len(token) % 4))
+    except binascii.Error:
+        return None
+    return _printable_text(raw)
 
 
 def percent_tokens(data: bytes) -> Iterator[tuple[int, int, str]]:

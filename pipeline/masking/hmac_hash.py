@@ -43,10 +43,14 @@ class Hash(Strategy):
         self.key_id = params.key
         self._key = keys.derive(params.key, PURPOSE)
         self._prefix = f"hmac:{params.key}:" if params.prefix else ""
+        self._length = params.length
+        # The keyed state after the key's inner and outer pads, copied per value instead of rebuilt.
+        self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
 
     def digest(self, value: object) -> str:
-        mac = hmac.new(self._key, canonical_bytes(value), hashlib.sha256).hexdigest()
-        return self._prefix + mac[: self.params.length]
+        mac = self._keyed.copy()
+        mac.update(canonical_bytes(value))
+        return self._prefix + mac.hexdigest()[: self._length]
 
     def _is_own_output(self, value: object) -> bool:
         # Masking an already-masked value again must not change it (re-screening is idempotent).
