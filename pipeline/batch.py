@@ -89,11 +89,15 @@ async def screen_batch(ctx: Any, plan: DatasetPlan, raw: list[RawRecord]) -> Non
     coords: dict[int, Emitted] = await _already_emitted(ctx, records, decisions, owners, outputs)
     pending = [j for j in range(len(outputs)) if j not in coords]
     if pending:
-        highwaters = await ctx.effects.highwaters({(outputs[j].topic, partitions[j]) for j in pending})
+        destinations = {(outputs[j].topic, partitions[j]) for j in pending}
         committed = committed_offsets(ctx)
-        intents = [ctx.effects.intent(source, first, last, committed.get(source) or 0, highwaters)
-                   for source, (first, last) in _offset_ranges(records).items()]
-        await send_all(ctx.producer, [Output(ctx.topics.intents, k, v, []) for k, v in intents])
+        due = {source: (first, last) for source, (first, last) in _offset_ranges(records).items()
+               if not ctx.effects.covered(source, first, last, committed.get(source) or 0, destinations)}
+        if due:  # one more round trip (watermarks) and an acknowledged intent before any output
+            highwaters = await ctx.effects.highwaters(destinations)
+            intents = [ctx.effects.intent(source, first, last, committed.get(source) or 0, highwaters)
+                       for source, (first, last) in due.items()]
+            await send_all(ctx.producer, [Output(ctx.topics.intents, k, v, []) for k, v in intents])
         metas = await send_all(ctx.producer, [outputs[j] for j in pending], [partitions[j] for j in pending])
         coords.update({j: Emitted(m.topic, m.partition, m.offset) for j, m in zip(pending, metas, strict=True)})
     _observe_latency(ctx, records, decisions)

@@ -1,12 +1,14 @@
-"""Effects exactly once on top of Faust's at-least-once: intent before send, read-back after a crash.
+"""Effects exactly once on top of at-least-once: intent before send, read-back after a crash.
 
-Faust commits an offset only after the events before it are acknowledged, so a crash makes the worker
-process again the events after the last commit. Their outcome records may already be on the broker;
-sending them again would put an event id twice on a cleared topic. Per batch, for each source
-partition it reads, before any output is sent, an *intent* is written to ``R.screen.intents``
-(compacted, keyed by source partition) and acknowledged. The intent covers the whole uncommitted
-window: the first offset of the oldest batch not yet committed, and for every destination partition
-the lowest high watermark seen before any of the window's batches sent to it.
+The screen stage commits a batch's offsets only after its outputs are acknowledged, so a crash makes
+the next owner process again the records after the last commit. Their outcome records may already be
+on the broker; sending them again would put an event id twice on a cleared topic. Before a batch
+sends anything, each source partition it reads must be covered by an *intent* in
+``R.screen.intents`` (compacted, keyed by source partition), acknowledged: the first offset of the
+oldest batch not yet committed, and for every destination partition a high watermark seen before any
+of the covered batches sent to it. An intent stays valid for later batches (a recovery then reads a
+little more); a new one is written when a batch sends to a partition the last one does not name, and
+at least every ``INTENT_REFRESH_S`` seconds, so most batches cost no extra round trip.
 
 After a restart or a rebalance, before the first batch from a source partition, the new owner reads
 the partition's last intent and every destination partition from the recorded watermark to its end:
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
+INTENT_REFRESH_S = 10.0  # a new intent at least this often per source partition (bounds recovery reads)
 SOURCE_HEADER = "residency-source"  # "topic:partition:offset" of the ingress record, on every output
 
 
@@ -74,6 +78,8 @@ class EffectLog:
         self._recovered: dict[TP, Recovered] = {}
         self._done: dict[TP, int] = {}  # highest offset processed per source partition, this ownership
         self._windows: dict[TP, list[Window]] = {}  # uncommitted batches per source partition
+        self._written: dict[TP, tuple[int, dict[TP, int], float]] = {}  # last intent: first, destinations, when
+        self.refresh_s = INTENT_REFRESH_S
         self._lock = asyncio.Lock()
 
     async def _consumer(self) -> AIOKafkaConsumer:
@@ -93,6 +99,7 @@ class EffectLog:
         self._recovered.clear()
         self._done.clear()
         self._windows.clear()
+        self._written.clear()
 
     def fresh(self, records: list[Any]) -> list[Any]:
         """``records`` less any this process already processed (a redelivery without a rebalance,
@@ -163,6 +170,26 @@ class EffectLog:
                     last = msg.value
         return orjson.loads(last) if last else None
 
+    def covered(self, source: TP, first: int, last: int, committed: int, destinations: Iterable[TP]) -> bool:
+        """Whether the last intent written for ``source`` still covers a batch ``[first, last]`` sending
+        to ``destinations``; if so the batch joins its window and needs no intent of its own.
+
+        An older intent is still right, only wider: a recovery reads the destinations from lower
+        watermarks and finds more events, and only events at or after its first offset count. It is
+        replaced when a batch sends to a partition it does not name, or after ``refresh_s`` (which
+        bounds what a recovery reads).
+        """
+        written = self._written.get(source)
+        if written is None:
+            return False
+        first_written, marks, at = written
+        if first_written > first or time.monotonic() - at > self.refresh_s or not set(destinations) <= marks.keys():
+            return False
+        windows = [w for w in self._windows.get(source, []) if w.last >= committed]
+        windows.append(Window(first, last, dict(marks)))
+        self._windows[source] = windows
+        return True
+
     def intent(self, source: TP, first: int, last: int, committed: int, highwaters: dict[TP, int]) -> tuple[bytes, bytes]:
         """The (key, value) of ``source``'s intent once the batch ``[first, last]`` is added to its
         window; ``committed`` is the source's committed offset (windows wholly below it are done)."""
@@ -175,6 +202,7 @@ class EffectLog:
                 destinations[tp] = min(hw, destinations.get(tp, hw))
         value = {"source": list(source), "first_offset": min(w.first for w in windows),
                  "destinations": [[t, p, hw] for (t, p), hw in sorted(destinations.items())]}
+        self._written[source] = (value["first_offset"], destinations, time.monotonic())
         return intent_key(*source), orjson.dumps(value)
 
 
