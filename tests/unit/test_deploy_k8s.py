@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agents.screen import screen_group
 from pipeline.keys import KeyRing
 from pipeline.policy import load_policy
 from pipeline.settings import Settings
@@ -187,12 +188,14 @@ def test_keda_scales_the_fleets_consumer_group_within_its_partitions(overlay) ->
     spec = scaled["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
                                       "name": one(docs, "StatefulSet")["metadata"]["name"]}
-    (trigger,) = spec["triggers"]
-    assert trigger["type"] == "kafka"
-    meta = trigger["metadata"]
-    assert meta["consumerGroup"] == app_id(region) == f"{region}.residency"
-    assert meta["bootstrapServers"] == env_of(worker_container(docs))["KAFKA_BOOTSTRAP_SERVERS"]["value"]
-    assert meta.get("allowIdleConsumers", "false") == "false"
+    # the screen stage's group (raw topics) and the Faust agents' group
+    assert [t["metadata"]["consumerGroup"] for t in spec["triggers"]] == [screen_group(app_id(region)), app_id(region)]
+    assert app_id(region) == f"{region}.residency"
+    for trigger in spec["triggers"]:
+        assert trigger["type"] == "kafka"
+        meta = trigger["metadata"]
+        assert meta["bootstrapServers"] == env_of(worker_container(docs))["KAFKA_BOOTSTRAP_SERVERS"]["value"]
+        assert meta.get("allowIdleConsumers", "false") == "false"
     # A worker beyond the largest partition count gets no partition: that count bounds the fleet.
     bound = max(spec.partitions for spec in topic_specs(policy))
     assert 2 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= bound
