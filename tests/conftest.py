@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,22 +12,11 @@ import pytest
 
 from pipeline.keys import KeyRing
 from pipeline.policy import LoadedPolicy, load_policy
-from tests.policies import EXAMPLE_POLICY, example_policy_text
+from tests.policies import EXAMPLE_POLICY, example_policy_text  # noqa: F401 - unit tests import EXAMPLE_POLICY from here
+from tests.waiting import wait_for  # noqa: F401 - the tests import it from here
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_SECRET = "test-secret-that-is-long-enough-for-hkdf-0123456789"
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
-    """Poll ``condition`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture

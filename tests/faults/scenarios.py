@@ -15,12 +15,11 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -32,23 +31,9 @@ from pipeline.policy import LoadedPolicy, load_policy
 from pipeline.runner import WorkerProcess
 from pipeline.topics import RegionTopics, topic_specs
 from tests.policies import example_policy_text
+from tests.waiting import Deadline, wait_for as wait_until  # noqa: F401 - the fault tests import both from here
 
 LAG = re.compile(r'^residency_consumer_lag\{partition="(\d+)",topic="([^"]+)"\} ([0-9.e+-]+)$', re.M)
-
-
-class Deadline(AssertionError):
-    """A condition did not come true in time."""
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise Deadline(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def say(line: str) -> None:
