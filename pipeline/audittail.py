@@ -65,7 +65,8 @@ def plan_read(cursor: TailCursor, begin: int, end: int, max_records: int) -> Rea
             return ReadPlan(cursor.anchor, end) if end > cursor.verified_to + 1 else None
         cursor.anchor = cursor.anchor_at = cursor.search_from = None  # outrun: go to the newest records
     start = max(begin, end - max_records, cursor.search_from or 0)
-    skipped = max(0, start - max(begin, cursor.verified_to + 1)) if cursor.verified_to >= 0 else 0
+    floor = max(begin, cursor.verified_to + 1, cursor.search_from or 0)  # a bad record is not "skipped"
+    skipped = max(0, start - floor) if cursor.verified_to >= 0 else 0
     return ReadPlan(start, end, skipped) if start < end else None
 
 

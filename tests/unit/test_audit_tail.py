@@ -78,6 +78,7 @@ def test_when_a_forged_entry_is_appended_and_the_worker_writes_on_then_it_is_fou
     assert found.finding is not None and found.finding.kind == "reordered"
     assert found.finding.offset == forged_offset + 1, "the worker's entry after the forgery reuses its seq"
     assert [r.finding for r in later] == [None, None, None], "one tampering counts once"
+    assert [r.skipped for r in later] == [0, 0, 0], "resuming after a bad record skips nothing"
     assert sum(r.verified for r in later) > 0, "verification resumes at the next checkpoint"
 
 
