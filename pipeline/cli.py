@@ -75,9 +75,24 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from pipeline.logs import configure_logging
     from pipeline.worker import run_worker
 
-    return run_worker(_settings(args))
+    try:
+        settings = _settings(args)
+    except (ValidationError, SettingsError) as exc:
+        # A JSON line like every other worker line; the fields and what is wrong, never the values.
+        configure_logging("info", "json")
+        problems = str(exc) if isinstance(exc, SettingsError) else "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        logging.getLogger("pipeline.worker").error("refusing to start: invalid settings: %s", problems)
+        return 2
+    return run_worker(settings)
 
 
 def cmd_broker(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ A failure is logged by its type and the frames it passed through, which is what 
 from __future__ import annotations
 
 import logging
+import logging.config
 import traceback
 from datetime import UTC, datetime
 from typing import Any
@@ -15,8 +16,9 @@ import orjson
 
 # Fields a log call may attach with ``extra=``; anything else is dropped, so a stray payload in an
 # ``extra`` dict never reaches the log either.
-EXTRA_FIELDS = ("topic", "partition", "offset", "event_id", "dataset", "decision", "agent", "error",
-                "next_seq", "events", "stage", "reason")
+EXTRA_FIELDS = ("topic", "partition", "offset", "seq", "event_id", "dataset", "decision", "agent", "error",
+                "next_seq", "events", "entries", "stage", "reason", "region", "policy_hash", "datasets",
+                "broker")
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,3 +53,12 @@ def logging_config(level: str, fmt: str = "json") -> dict[str, Any]:
                                  "stream": "ext://sys.stderr"}},
         "root": {"level": level.upper(), "handlers": ["default"]},
     }
+
+
+def configure_logging(level: str, fmt: str = "json") -> None:
+    """Send every logger (ours, Faust's, aiokafka's, and ``warnings``) through one handler, from the start.
+
+    Called before anything else in the worker, so start-up lines are as parseable as the rest.
+    """
+    logging.config.dictConfig(logging_config(level, fmt))
+    logging.captureWarnings(True)

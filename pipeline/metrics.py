@@ -6,10 +6,15 @@ Labels are bounded sets (dataset, outcome, reason class, finding type); never a 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from pipeline.audit.report import FindingKind
 from schemas.decision import Decision
+
+# What a verification of R.audit can find (manifest_mismatch concerns bundles only).
+AUDIT_FINDING_KINDS = tuple(kind for kind in get_args(FindingKind) if kind != "manifest_mismatch")
 
 
 class Metrics:
@@ -35,6 +40,14 @@ class Metrics:
         self.audit_checkpoint_age = Gauge(
             "residency_audit_checkpoint_age_seconds", "Seconds since this worker last signed an audit checkpoint",
             registry=registry)
+        self.audit_verify_failures = Counter(
+            "residency_audit_verify_failures",
+            "Bad records found by this worker's verification of its audit chain partitions, by finding kind",
+            ["kind"], registry=registry)
+        for kind in AUDIT_FINDING_KINDS:  # every series exists at 0, so increase() sees the first failure
+            self.audit_verify_failures.labels(kind)
+        self.audit_verified_entries = Counter(
+            "residency_audit_verified_entries", "Audit chain entries this worker has verified", registry=registry)
         self.held_backlog = Gauge("residency_held_backlog", "Holds awaiting a decision on this worker",
                                   registry=registry)
         self.hold_age = Gauge("residency_hold_age_seconds", "Age of this worker's oldest open hold",

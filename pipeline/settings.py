@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     )
     audit_checkpoint_entries: int = Field(default=1000, ge=1)
     audit_checkpoint_seconds: float = Field(default=10.0, gt=0)
+    audit_verify_interval_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="how often each worker verifies the tail of the audit chain partitions it owns")
+    audit_verify_max_records: int = Field(
+        default=10_000, ge=100, le=1_000_000,
+        description="records read per partition per verification run at most (older ones are skipped)")
+    audit_trusted_keys_file: Path | None = Field(
+        default=None, description="PEM public keys trusted for audit checkpoints besides the worker's own "
+                                  "(the previous key during a rotation)")
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     session_timeout_s: float = Field(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 import faust
 from prometheus_client import CollectorRegistry
@@ -15,6 +14,7 @@ from agents.screen import register_screen
 from pipeline.admin import check_topics
 from pipeline.audit import SigningKeyError, load_signing_key
 from pipeline.auditlog import AuditAppender
+from pipeline.auditwatch import register_audit_watch
 from pipeline.app import create_app
 from pipeline.console.views import register_console
 from pipeline.context import FleetContext
@@ -25,7 +25,7 @@ from pipeline import faustfix
 from pipeline.guards import app_topics, cluster_brokers, namespace_problems, rack_problems, register_rack_watch
 from pipeline.identity import approver_verifier
 from pipeline.keys import MissingKeyError
-from pipeline.logs import logging_config
+from pipeline.logs import configure_logging, logging_config
 from pipeline.metrics import Metrics
 from pipeline.plan import compile_plans
 from pipeline.producer_identity import build_producer_check, refresh_jwks
@@ -87,6 +87,11 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
     )
     register_screen(ctx)
     register_record(app, ctx)
+    try:
+        register_audit_watch(app, ctx, signer.public_key_pem())
+    except (OSError, SigningKeyError) as exc:
+        raise StartupRefused(f"RESIDENCY_AUDIT_TRUSTED_KEYS_FILE: cannot load the trusted public keys "
+                             f"({type(exc).__name__}: {exc})") from None
     register_decide(app, ctx)
     register_rack_watch(app, ctx)
     if producers is not None and producers.jwks_source is not None:
@@ -112,7 +117,7 @@ def _test_fault_hook(settings: Settings):  # noqa: ANN202 - pipeline.screen.Faul
         hook = fault_hook(settings.test_faults)
     except (FaultSpecError, OSError) as exc:
         raise StartupRefused(f"RESIDENCY_TEST_FAULTS: {exc}") from None
-    print("residency worker: TEST FAULT HOOKS ENABLED (never in production)", file=sys.stderr, flush=True)
+    log.warning("TEST FAULT HOOKS ENABLED (never in production)")
     return hook
 
 
@@ -165,15 +170,20 @@ def preflight(settings: Settings) -> LoadedPolicy:
 
 
 def run_worker(settings: Settings) -> int:
-    """Run until stopped; returns the exit code."""
+    """Run until stopped; returns the exit code. Everything it prints is a log line (JSON by default)."""
+    configure_logging(settings.log_level, settings.log_format)
     try:
         loaded = preflight(settings)
         ctx = build_fleet(settings, loaded)
     except StartupRefused as exc:
-        print(f"residency worker: refusing to start:\n{exc}", file=sys.stderr)
+        log.error("refusing to start: %s", exc)
         return 2
-    print(f"residency worker: region {loaded.policy.region}, policy {loaded.hash}, "
-          f"datasets {', '.join(sorted(ctx.plans))}, broker {settings.bootstrap_servers}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - logged by type and frames only: a message may quote input
+        log.exception("the worker failed to start (%s)", type(exc).__name__)
+        return 1
+    log.info("worker starting", extra={
+        "region": loaded.policy.region, "policy_hash": loaded.hash, "datasets": sorted(ctx.plans),
+        "broker": settings.bootstrap_servers})
     worker = faust.Worker(ctx.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
                           logging_config=logging_config(settings.log_level, settings.log_format))
     # At WARNING and above, Faust's terminal spinner sets the root logger to DEBUG to spin on every

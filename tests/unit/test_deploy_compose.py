@@ -198,3 +198,119 @@ def test_dev_secrets_are_accepted_by_the_worker_and_kept_on_rerun(tmp_path: Path
     before = (tmp_path / "keys.json").read_text(), (tmp_path / "audit-signing.key").read_text()
     assert dev_secrets.write_dev_secrets(policy, tmp_path) == []
     assert ((tmp_path / "keys.json").read_text(), (tmp_path / "audit-signing.key").read_text()) == before
+
+
+# ---- commands, ports and the broker's KRaft settings ----------------------------------------------
+
+def residency_argv(service: dict) -> list[str] | None:
+    """The ``residency`` command line a service runs (image ENTRYPOINT ["residency"], or a shell script's
+    ``exec residency ...``), or None when it runs something else."""
+    entrypoint = service.get("entrypoint")
+    command = service.get("command", [])
+    if entrypoint is None:
+        return ["residency", *command]
+    if entrypoint == ["/bin/sh", "-c"]:
+        (script,) = command
+        execs = [line.split()[1:] for line in script.splitlines() if line.strip().startswith("exec ")]
+        (argv,) = execs
+        return argv if argv[0] == "residency" else None
+    return None
+
+
+def help_flags(*subcommand: str) -> tuple[set[str], str]:
+    """Flags and usage text of ``residency <subcommand> --help``, from the real parser in a subprocess."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", *subcommand, "--help"], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, f"residency {' '.join(subcommand)} --help: {result.stderr}"
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", result.stdout)), result.stdout
+
+
+def test_the_console_script_is_residency() -> None:
+    scripts = re.search(r"\[project\.scripts\]\n(.+?)\n\n", (ROOT / "pyproject.toml").read_text(), re.DOTALL)
+    assert scripts and re.search(r'^residency = "pipeline\.cli:main"$', scripts.group(1), re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", ["topics", "worker"])
+def test_each_residency_command_in_compose_exists_with_the_flags_it_passes(name: str) -> None:
+    argv = residency_argv(services()[name])
+    assert argv and argv[0] == "residency", f"{name} does not run residency: {argv}"
+    args = argv[1:]  # every flag compose passes takes a value: `--policy FILE`
+    positional = [a for i, a in enumerate(args) if not a.startswith("-") and not (i and args[i - 1].startswith("--"))]
+    subcommand = positional[:1]
+    flags, usage = help_flags(*subcommand)
+    passed = {a.split("=")[0] for a in argv if a.startswith("--")}
+    assert passed and passed <= flags, f"{name}: residency {subcommand[0]} has no {sorted(passed - flags)}"
+    choices = re.search(r"\{([a-z,]+)\}", usage)
+    for value in positional[1:2]:  # e.g. `topics apply`: the action must be one the parser offers
+        assert choices and value in choices.group(1).split(","), f"{name}: {value} is not a choice of {subcommand}"
+    # The flag values that are files point at files the service mounts.
+    mounts = {target for _, target in bind_mounts(services()[name])}
+    policy = argv[argv.index("--policy") + 1]
+    assert policy in mounts, f"{name}: --policy {policy} is not mounted"
+
+
+def test_the_secrets_job_runs_dev_secrets_with_flags_it_accepts() -> None:
+    service = services()["secrets"]
+    assert service["entrypoint"] == ["python", "/opt/dev-secrets.py"]
+    assert ("./dev-secrets.py", "/opt/dev-secrets.py") in bind_mounts(service)
+    parser_flags = set(re.findall(r'add_argument\("(--[a-z-]+)"', (COMPOSE_DIR / "dev-secrets.py").read_text()))
+    command = service["command"]
+    assert {a for a in command if a.startswith("--")} == parser_flags
+    out = command[command.index("--out") + 1]
+    worker_reads = {v for k, v in services()["worker"]["environment"].items() if str(v).startswith(out)}
+    script = services()["worker"]["command"][0]
+    worker_reads |= set(re.findall(rf"{re.escape(out)}/[\w./-]+", script))
+    dev = load_dev_secrets()
+    written = {f"{out}/{name}" for name in (dev.KEYS_FILE, dev.SIGNING_KEY_FILE, dev.ATTESTATION_KEY_FILE)}
+    written.add(f"{out}/{dev.IDP_DIR}/jwks.json")
+    assert worker_reads and worker_reads <= written, f"the worker reads {sorted(worker_reads - written)}, never written"
+
+
+def test_the_worker_port_healthcheck_and_scrape_target_agree() -> None:
+    worker = services()["worker"]
+    port = worker["environment"]["RESIDENCY_WEB_PORT"]
+    assert ("EXPOSE", port) in instructions()
+    assert worker["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f"http://127.0.0.1:{port}/health/ready" in " ".join(worker["healthcheck"]["test"])
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yaml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for static in job["static_configs"] for t in static["targets"]]
+    assert targets == [f"worker:{port}"], "Prometheus scrapes the worker service on its web port"
+    assert Settings(web_port=int(port)).web_port == int(port)
+
+
+def test_the_kafka_service_has_a_complete_single_node_kraft_configuration() -> None:
+    import base64
+    import uuid
+
+    kafka = services()["kafka"]
+    env = {k: str(v) for k, v in kafka["environment"].items()}
+    # CLUSTER_ID is a base64url UUID (16 bytes, 22 characters), as `kafka-storage.sh random-uuid` makes.
+    assert len(env["CLUSTER_ID"]) == 22
+    uuid.UUID(bytes=base64.urlsafe_b64decode(env["CLUSTER_ID"] + "=="))
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    node = env["KAFKA_NODE_ID"]
+    listeners = dict(reversed(item.split("://")) for item in env["KAFKA_LISTENERS"].split(","))
+    names = {name for name in listeners.values()}
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert names <= protocols.keys(), "every listener needs a security protocol"
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert controller in names and env["KAFKA_INTER_BROKER_LISTENER_NAME"] in names
+    voter_id, voter = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split("@")
+    assert voter_id == node, "the only voter is this node"
+    controller_port = next(address for address, name in listeners.items() if name == controller).rsplit(":", 1)[1]
+    assert voter == f"{kafka['hostname']}:{controller_port}"
+    advertised = dict(reversed(item.split("://")) for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    assert controller not in advertised.values(), "a controller listener is never advertised"
+    assert set(advertised.values()) == names - {controller}
+    assert f"PLAINTEXT://{kafka['hostname']}:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    host = next(address for address, name in advertised.items() if name == "HOST")
+    assert f"{host}:{host.rsplit(':', 1)[1]}" in kafka["ports"], "the host listener is published as advertised"
+    for replication in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR",
+                        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR"):
+        assert env[replication] == "1", f"{replication}: a single broker cannot hold more replicas"
+    assert env["KAFKA_LOG_DIRS"] in {v.split(":")[1] for v in kafka["volumes"]}, "the log dir is the data volume"
+    assert ":9092" in kafka["healthcheck"]["test"][1]
