@@ -56,6 +56,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         self.consumer: AIOKafkaConsumer | None = None
         self.committed: dict[tuple[str, int], int] = {}  # next offset to read, per owned partition
         self._generation = 0  # bumped on every revocation
+        self._failures = 0  # batches in a row the broker failed (for the retry delay)
         self._lock = asyncio.Lock()  # held while a batch is processed and committed
         super().__init__(**kwargs)
 
@@ -135,6 +136,9 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                     await screen_batch(self.ctx, self.plans[topic], records)
             except asyncio.CancelledError:
                 raise
+            except KafkaError as exc:
+                await self._start_over(consumer, fetched, exc)
+                return
             except Exception as exc:  # noqa: BLE001 - stop the worker; nothing of the batch is committed
                 log.error("agent screen failed (%s); stopping the worker", type(exc).__name__)
                 await self.ctx.app.crash(exc)
@@ -149,6 +153,21 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 return
             for tp, offset in offsets.items():
                 self.committed[(tp.topic, tp.partition)] = offset
+            self._failures = 0
+
+    async def _start_over(self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list], exc: Exception) -> None:
+        """The broker failed a request mid-batch (it restarted, or a leader moved): go back to the
+        committed offsets and recover as a new owner would, reading back what this batch already sent
+        (its intent was acknowledged before any output), so nothing is sent twice or lost."""
+        self._failures += 1
+        delay = min(5.0, 0.5 * 2 ** min(self._failures, 4))
+        log.warning("screen stage: the broker failed a request (%s); retrying the batch in %.1fs",
+                    type(exc).__name__, delay)
+        self.ctx.effects.forget()
+        for tp in fetched:
+            if tp in consumer.assignment():
+                consumer.seek(tp, self.committed.get((tp.topic, tp.partition), 0))
+        await self.sleep(delay)
 
     async def lags(self) -> dict[tuple[str, int], int]:
         """High watermark minus committed offset, per owned raw partition."""

@@ -21,7 +21,7 @@ from tests.faults.scenarios import EndOffsets, mixed_events, ready, say, wait_un
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-BUDGET_MS = 50
+BUDGET_MS = 300  # generous enough that a plain record never overruns it on a loaded 2-core box
 PHASES = [(f"{stage}:{action}", expected, reason)
           for stage in ("policy", "masking", "detection")
           for action, expected, reason in (("raise", "deadletter", "internal_error"),
