@@ -104,21 +104,24 @@ def test_when_racks_are_listed_then_brokers_outside_them_and_without_one_are_pro
         "broker 2 at h:2 has rack None, which is not among the policy's racks ['eu-1a']"]
 
 
-def test_when_a_disallowed_broker_appears_then_the_fence_closes_for_good_and_the_alert_rises():
+def test_when_a_disallowed_broker_appears_then_the_fence_closes_and_the_alert_rises_until_it_leaves():
     metrics = Metrics(CollectorRegistry())
+    gauge = lambda: metrics.registry.get_sample_value("residency_disallowed_broker_rack")  # noqa: E731
+    good = [{"node_id": 1, "rack": "eu-1a"}]
+    bad = [*good, {"node_id": 9, "rack": "us-1a"}, {"node_id": 10, "rack": None}]
 
-    async def run() -> tuple[bool, bool, bool, float]:
+    async def run() -> list[object]:
         fence = RackFence(["eu-1a"], metrics.disallowed_broker_rack)
-        good = [{"node_id": 1, "rack": "eu-1a"}]
-        fence.observe(good)
-        opened = not fence.closed
-        closed_now = fence.observe([*good, {"node_id": 9, "rack": "us-1a"}])
-        fence.observe(good)  # gone again: stays closed until a restart re-runs the start-up guard
+        seen: list[object] = [fence.observe(good), fence.closed, gauge()]
+        seen += [fence.observe(bad), fence.closed, gauge(), fence.observe(bad)]
         waiting = asyncio.ensure_future(fence.wait_open())
-        await asyncio.sleep(0.01)
-        return opened, closed_now, not waiting.done(), metrics.registry.get_sample_value(
-            "residency_disallowed_broker_rack")
+        await asyncio.sleep(0)  # one turn of the loop: the waiter runs and blocks
+        seen.append(waiting.done())
+        seen += [fence.observe(good), fence.closed, gauge(), fence.problems]
+        await asyncio.wait_for(waiting, 1)  # the gate opened
+        return seen
 
-    opened, closed_now, still_waiting, gauge = asyncio.run(run())
-    assert opened and closed_now and still_waiting and gauge == 1.0
+    assert asyncio.run(run()) == [None, False, 0.0,
+                                  "closed", True, 2.0, None, False,
+                                  "opened", False, 0.0, []]
     assert Metrics(CollectorRegistry()).registry.get_sample_value("residency_disallowed_broker_rack") == 0.0
