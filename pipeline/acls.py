@@ -29,12 +29,29 @@ def _allow(principal: str, resource: str, name: str, operations: list[str], patt
     return [Acl(principal, resource, name, pattern, op) for op in operations]
 
 
+class UnmappedGroupError(ValueError):
+    """A producer group has no Kafka principals: no ACL can let its members write, so refuse to print a
+    set of ACLs that silently leaves them out."""
+
+    def __init__(self, places: list[str]) -> None:
+        super().__init__(
+            f"producer groups without Kafka principals (Kafka ACLs have no groups): {'; '.join(places)}; "
+            "expected each under kafka_principals.producer_groups, mapped to the principals its members connect "
+            "as (e.g. producer_groups: {payments-producers: ['User:pos-1', 'User:pos-2']}), or the dataset's "
+            "producers.kafka_users listing every Kafka principal that may write it")
+        self.places = places
+
+
 def consumer_group_prefix(region: str) -> str:
     return f"{region}.consumer."
 
 
 def policy_acls(policy: Policy, app: str | None = None) -> list[Acl]:
-    """Every ACL the policy implies, sorted, without duplicates."""
+    """Every ACL the policy implies, sorted, without duplicates; :class:`UnmappedGroupError` when a
+    producer group cannot be mapped to Kafka principals."""
+    unmapped = policy.unmapped_producer_groups()
+    if unmapped:
+        raise UnmappedGroupError(unmapped)
     region = policy.region
     names = RegionTopics(region, app)
     worker = policy.kafka_principals.worker or f"User:{region}-residency"
@@ -47,7 +64,8 @@ def policy_acls(policy: Policy, app: str | None = None) -> list[Acl]:
     for approver in policy.kafka_principals.approvers:
         acls += _allow(approver, "topic", names.approvals, ["Write", "Describe"])
     for dataset_name, dataset in policy.datasets.items():
-        producers = dataset.producers.kafka_principals() if dataset.producers else []
+        producers = dataset.producers.kafka_principals(policy.kafka_principals.producer_groups) \
+            if dataset.producers else []
         for producer in producers:
             acls += _allow(producer, "topic", names.raw(dataset_name), ["Write", "Describe"])
             acls += _allow(producer, "cluster", "", ["IdempotentWrite"])

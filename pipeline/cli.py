@@ -40,6 +40,9 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     for name in policy.identity_off():
         print(f"WARNING: datasets.{name}.identity is off: records are cleared without checking who produced "
               f"them (trials only)", file=sys.stderr)
+    for place in policy.unmapped_producer_groups():
+        print(f"WARNING: {place} has no Kafka principals (kafka_principals.producer_groups); "
+              f"`residency acls` refuses until it has", file=sys.stderr)
     for name, dataset in sorted(policy.datasets.items()):
         for profile, egress in sorted(dataset.egress.items()):
             print(f"egress: datasets.{name}.egress.{profile} -> region {egress.region}")

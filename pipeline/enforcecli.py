@@ -13,14 +13,18 @@ from pipeline.policy import PolicyError, load_policy
 
 
 def cmd_acls(args: argparse.Namespace) -> int:
-    from pipeline.acls import kafka_acls_commands, policy_acls, render_strimzi, strimzi_users
+    from pipeline.acls import UnmappedGroupError, kafka_acls_commands, policy_acls, render_strimzi, strimzi_users
 
     try:
         loaded = load_policy(args.policy)
     except PolicyError as exc:
         print(exc, file=sys.stderr)
         return 1
-    acls = policy_acls(loaded.policy, os.environ.get("RESIDENCY_APP_ID") or None)
+    try:
+        acls = policy_acls(loaded.policy, os.environ.get("RESIDENCY_APP_ID") or None)
+    except UnmappedGroupError as exc:
+        print(f"{args.policy}: {exc}", file=sys.stderr)
+        return 1
     if args.apply:
         from pipeline.aclapply import AclError, apply_acls
 

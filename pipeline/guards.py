@@ -2,8 +2,9 @@
 
 Start-up guards refuse with a message that says what to fix. While running, a broker whose rack is
 not allowed appearing in the cluster metadata closes the fence: every agent stops before its next
-batch, consumption is paused, and ``residency_disallowed_broker_rack`` rises (fail closed). The fence
-stays closed until the worker restarts, when the start-up guard checks the racks again.
+batch (so fetching stops once its buffer is full) and ``residency_disallowed_broker_rack`` counts
+the brokers at fault (fail closed). The fence opens again, and the agents go on where they stopped,
+once fresh metadata lists no such broker: the start-up guard would pass then too.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ async def cluster_brokers(bootstrap: str) -> list[dict[str, Any]]:
 
 
 class RackFence:
-    """Closes (for good) when a broker with a disallowed rack shows in metadata."""
+    """Closed while the latest cluster metadata lists a broker whose rack is not allowed."""
 
     def __init__(self, allowed: list[str], gauge: Any) -> None:
         self.allowed = allowed
@@ -72,34 +73,42 @@ class RackFence:
     def closed(self) -> bool:
         return not self._open.is_set()
 
-    def observe(self, brokers: list[dict[str, Any]]) -> bool:
-        """Check the latest metadata; returns True when this call closed the fence."""
+    def observe(self, brokers: list[dict[str, Any]]) -> str | None:
+        """Check the latest metadata; returns ``"closed"`` or ``"opened"`` when this call changed the fence."""
         problems = rack_problems(self.allowed, brokers)
-        # Latched: the alert keeps firing while consumption is stopped, even if the broker left again.
-        self.gauge.set(max(len(problems), len(self.problems)))
+        self.gauge.set(len(problems))
+        self.problems = problems
         if problems and not self.closed:
-            self.problems = problems
-            self.gauge.set(len(problems))
             self._open.clear()
-            log.error("consumption stopped (fail closed): %s; fix the cluster or the policy's racks, "
-                      "then restart the worker", "; ".join(problems))
-            return True
-        return False
+            log.error("consumption stopped (fail closed): %s; it resumes when the broker leaves the cluster; "
+                      "fix the cluster or the policy's racks", "; ".join(problems))
+            return "closed"
+        if not problems and self.closed:
+            self._open.set()
+            log.warning("consumption resumes: no broker outside the policy's racks in the cluster metadata")
+            return "opened"
+        return None
 
     async def wait_open(self) -> None:
         await self._open.wait()
 
 
 def register_rack_watch(app: Any, ctx: Any, interval_s: float = 1.0) -> RackFence:
-    """A timer that feeds ``Health.brokers`` (polled every 3 s by pipeline.health) to the fence."""
+    """A timer that feeds ``Health.brokers`` (refreshed every 3 s by pipeline.health) to the fence.
+
+    The fence works through the agents' gate (``FleetContext.gate``), not Faust's
+    ``pause_partitions``: a fetch in flight when every source partition is paused hands back records
+    that Faust then drops as paused, and the running worker never sees them again (only a restart
+    would). A gated agent takes nothing more, its stream buffer fills, and Faust's own flow control
+    stops fetching; nothing fetched is acknowledged, so nothing is committed or lost.
+    """
     fence = RackFence(list(ctx.policy.racks), ctx.metrics.disallowed_broker_rack)
     ctx.fence = fence
 
     @app.timer(interval=interval_s)
     async def watch_broker_racks() -> None:
-        if ctx.health.brokers and fence.observe(ctx.health.brokers):
-            consumer = app.consumer
-            consumer.pause_partitions(consumer.assignment())
-            ctx.health.fence_problems = fence.problems
+        if ctx.health.brokers:
+            fence.observe(ctx.health.brokers)
+            ctx.health.fence_problems = list(fence.problems)
 
     return fence

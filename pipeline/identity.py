@@ -123,6 +123,10 @@ class JwtVerifier:
         self.leeway_s = leeway_s
 
     def verify(self, token: str | bytes | None) -> Principal:
+        return self.verify_claims(token)[0]
+
+    def verify_claims(self, token: str | bytes | None) -> tuple[Principal, dict[str, Any]]:
+        """The principal and every verified claim (for checks beyond identity, e.g. a record binding)."""
         if isinstance(token, bytes):
             token = token.decode("ascii", errors="replace")
         if not token or not isinstance(token, str):
@@ -142,7 +146,7 @@ class JwtVerifier:
         if getattr(key, "algorithm_name", alg) != alg:
             raise IdentityError("bad_signature", "the token's algorithm does not match its key")
         claims = self._decode(token, key, alg)
-        return _principal(claims)
+        return _principal(claims), claims
 
     def _decode(self, token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
         try:
@@ -241,6 +245,11 @@ class LocalIssuer:
             claims["nbf"] = int(not_before)
             claims["iat"] = min(claims["iat"], int(not_before))
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
+
+    def record_minter(self, subject: str, groups: list[str] | tuple[str, ...] = (), ttl_s: int = 300,
+                      **mint_options: Any) -> Any:
+        """A producer token minter for demos and tests: each call binds a fresh token to one record."""
+        return lambda digest: self.mint(subject, groups, ttl_s=ttl_s, extra={"record_sha256": digest}, **mint_options)
 
     def verifier(self, leeway_s: float = 30) -> JwtVerifier:
         return JwtVerifier(self.jwks_path, self.issuer, self.audience, leeway_s)

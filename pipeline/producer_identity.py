@@ -3,6 +3,10 @@
 Pure given the key material loaded at start-up: tokens are checked against an in-memory JWKS
 snapshot (a file or URL is read at start and refreshed in the background, never per record), and
 service account secrets come from settings. No reason ever quotes a token, a signature or the payload.
+
+Both proofs are bound to one record through :func:`record_binding` (topic, event id, key, value): a
+service account signs it with HMAC-SHA256, a token carries its SHA-256 in the ``record_sha256``
+claim. A token or signature copied onto another record (other payload, event id or topic) fails.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from schemas.policy import Policy
 log = logging.getLogger(__name__)
 IDENTITY_HEADER = "residency-identity"  # a compact JWT (no "Bearer " prefix needed; one is tolerated)
 KEY_ID_HEADER = "residency-key-id"  # the service account's key id
-SIGNATURE_HEADER = "residency-signature"  # hex of HMAC-SHA256 over hmac_message()
+SIGNATURE_HEADER = "residency-signature"  # hex of HMAC-SHA256 over record_binding()
+RECORD_CLAIM = "record_sha256"  # a producer token's binding: hex SHA-256 of record_binding()
 MAX_SIGNATURE_CHARS = 128
 
 
@@ -39,19 +44,26 @@ class IdentityRefused(Exception):
         self.detail = detail
 
 
-def hmac_message(key: bytes | None, value: bytes | None, event_id: str) -> bytes:
-    """What a service account signs: the event id and the SHA-256 of key and value (hex), one per line.
+def record_binding(topic: str, key: bytes | None, value: bytes | None, event_id: str) -> bytes:
+    """What ties a producer's proof to one record: the topic, the event id and the SHA-256 of key and
+    value (hex), one per line after a version line.
 
-    Hashing key and value keeps the message easy to build in a shell or any client (docs/producers.md).
-    A missing key and an empty key sign alike.
+    Hashing key and value keeps it easy to build in a shell or any client (docs/producers.md). The
+    topic is in it so a record copied into another dataset's raw topic does not verify there either.
+    A missing key and an empty key bind alike.
     """
-    return b"\n".join([b"residency-hmac-v1", event_id.encode(), hashlib.sha256(key or b"").hexdigest().encode(),
-                       hashlib.sha256(value or b"").hexdigest().encode()])
+    return b"\n".join([b"residency-record-v1", topic.encode(), event_id.encode(),
+                       hashlib.sha256(key or b"").hexdigest().encode(), hashlib.sha256(value or b"").hexdigest().encode()])
 
 
-def sign_record(secret: bytes, key: bytes | None, value: bytes | None, event_id: str) -> str:
+def record_digest(topic: str, key: bytes | None, value: bytes | None, event_id: str) -> str:
+    """The ``record_sha256`` claim a producer token must carry for this record (hex)."""
+    return hashlib.sha256(record_binding(topic, key, value, event_id)).hexdigest()
+
+
+def sign_record(secret: bytes, topic: str, key: bytes | None, value: bytes | None, event_id: str) -> str:
     """The ``residency-signature`` header value (hex) for a record."""
-    return hmac.new(secret, hmac_message(key, value, event_id), hashlib.sha256).hexdigest()
+    return hmac.new(secret, record_binding(topic, key, value, event_id), hashlib.sha256).hexdigest()
 
 
 class KeySnapshot:
@@ -120,20 +132,29 @@ class ProducerCheck:
         if token is not None and (key_id is not None or signature is not None):
             raise IdentityRefused("identity_invalid:malformed", "both a token and a signature: send one")
         if token is not None:
-            return self._token(token)
+            return self._token(token, record, event_id)
         if key_id is not None or signature is not None:
             return self._signature(record, event_id, key_id, signature)
         raise IdentityRefused("identity_missing", f"no {IDENTITY_HEADER} token and no {SIGNATURE_HEADER} header")
 
-    def _token(self, token: bytes) -> Principal:
+    def _token(self, token: bytes, record: RawRecord, event_id: str) -> Principal:
         if self.verifier is None:
             raise IdentityRefused("identity_invalid:unknown_key", "producer tokens are not accepted by this fleet")
         text = token.decode("ascii", errors="replace").strip()
         text = text[7:].strip() if text[:7].lower() == "bearer " else text
         try:
-            return self.verifier.verify(text)
+            principal, claims = self.verifier.verify_claims(text)
         except IdentityError as exc:
             raise IdentityRefused(f"identity_invalid:{exc.code}", exc.message) from None
+        bound = claims.get(RECORD_CLAIM)
+        if not isinstance(bound, str):
+            raise IdentityRefused("identity_invalid:unbound", f"the token has no {RECORD_CLAIM} claim binding it to "
+                                  "this record; a bearer token alone is refused")
+        expected = record_digest(record.topic, record.key, record.value, event_id)
+        if not hmac.compare_digest(bound.lower().encode("ascii", errors="replace"), expected.encode()):
+            raise IdentityRefused("identity_invalid:wrong_record", "the token is bound to another record "
+                                  "(its topic, event id, key or value differ): a copied token")
+        return principal
 
     def _signature(self, record: RawRecord, event_id: str, key_id: bytes | None,
                    signature: bytes | None) -> Principal:
@@ -144,7 +165,8 @@ class ProducerCheck:
             raise IdentityRefused("identity_invalid:unknown_key", "the signature's key id is not a service account here")
         given = _signature_bytes(signature)
         secret, principal = account
-        expected = hmac.new(secret, hmac_message(record.key, record.value, event_id), hashlib.sha256).digest()
+        expected = hmac.new(secret, record_binding(record.topic, record.key, record.value, event_id),
+                            hashlib.sha256).digest()
         if given is None or not hmac.compare_digest(given, expected):
             raise IdentityRefused("identity_invalid:bad_signature", "the record's signature does not verify")
         return principal

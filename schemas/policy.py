@@ -115,7 +115,8 @@ class Approval(Strict):
 class Producers(Strict):
     """Who may produce a dataset: verified principals (token ``sub`` or service account subject) and
     groups (token ``groups`` claim or service account groups); ``kafka_users`` are the Kafka principals
-    that ``residency acls`` lets write ``R.raw.D`` (default: ``User:<principal>`` for each principal)."""
+    that ``residency acls`` lets write ``R.raw.D`` (default: ``User:<principal>`` for each principal
+    and the principals ``kafka_principals.producer_groups`` lists for each group)."""
 
     principals: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
@@ -130,8 +131,16 @@ class Producers(Strict):
     def allows(self, subject: str, groups: tuple[str, ...]) -> bool:
         return subject in self.principals or any(g in self.groups for g in groups)
 
-    def kafka_principals(self) -> list[str]:
-        return list(self.kafka_users) if self.kafka_users is not None else [f"User:{p}" for p in self.principals]
+    def kafka_principals(self, group_members: dict[str, list[str]]) -> list[str]:
+        """The Kafka principals that may write ``R.raw.D``; a group missing from ``group_members`` is skipped
+        (see :meth:`unmapped_groups`): Kafka ACLs know no groups."""
+        if self.kafka_users is not None:
+            return list(self.kafka_users)
+        return [f"User:{p}" for p in self.principals] + [m for g in self.groups for m in group_members.get(g, [])]
+
+    def unmapped_groups(self, group_members: dict[str, list[str]]) -> list[str]:
+        """Groups whose members have no Kafka principal, so no ACL could let them write."""
+        return [] if self.kafka_users is not None else [g for g in self.groups if g not in group_members]
 
 
 class EgressProfile(Strict):
@@ -232,10 +241,17 @@ class ServiceAccount(Strict):
 
 
 class KafkaPrincipals(Strict):
-    """Kafka principals of the fleet itself, for ``residency acls``."""
+    """Kafka principals for ``residency acls``: the fleet's own, and those of producer groups.
+
+    Kafka ACLs have no groups, so a producer group (a token's ``groups`` claim) is mapped here to the
+    Kafka principals its members connect as.
+    """
 
     worker: str | None = Field(default=None, pattern=KAFKA_PRINCIPAL, description="default User:<region>-residency")
     approvers: list[Annotated[str, Field(pattern=KAFKA_PRINCIPAL)]] = Field(default_factory=list)
+    producer_groups: dict[Annotated[str, Field(min_length=1)],
+                          Annotated[list[Annotated[str, Field(pattern=KAFKA_PRINCIPAL)]], Field(min_length=1)]] = Field(
+        default_factory=dict, description="producer group -> the Kafka principals its members connect as")
 
 
 class Policy(Strict):
@@ -270,6 +286,13 @@ class Policy(Strict):
         if len(keys) != len(set(keys)):
             raise ValueError("service_accounts: each key id may be used by one service account only")
         return self
+
+    def unmapped_producer_groups(self) -> list[str]:
+        """``datasets.D.producers.groups[i]: 'group'`` for every producer group ``residency acls`` cannot map."""
+        members = self.kafka_principals.producer_groups
+        return [f"datasets.{name}.producers.groups[{dataset.producers.groups.index(group)}]: {group!r}"
+                for name, dataset in sorted(self.datasets.items()) if dataset.producers is not None
+                for group in dataset.producers.unmapped_groups(members)]
 
     def identity_off(self) -> list[str]:
         """Datasets whose producer identity is switched off (trials): ``policy check`` warns about them."""

@@ -76,15 +76,18 @@ def idp_env(issuer) -> dict[str, str]:  # noqa: ANN001
 @pytest.fixture
 def worker_factory(kafka_bootstrap: str, keys_file: Path, audit_signing_key: str, local_idp,  # noqa: ANN001
                    tmp_path: Path, attestation_key: str) -> Iterator[Callable[..., object]]:
-    """Start real worker processes (stopped at teardown); each gets its own data dir and web port."""
+    """Start real worker processes (stopped at teardown); each gets its own data dir and web port.
+
+    ``bootstrap`` points a worker at another cluster than the session broker."""
     from pipeline.broker import free_port
     from pipeline.runner import WorkerProcess
 
     started: list[WorkerProcess] = []
 
-    def make(loaded: LoadedPolicy, name: str = "w1", env: dict[str, str] | None = None) -> WorkerProcess:
+    def make(loaded: LoadedPolicy, name: str = "w1", env: dict[str, str] | None = None,
+             bootstrap: str | None = None) -> WorkerProcess:
         worker = WorkerProcess(
-            loaded.path, kafka_bootstrap, tmp_path / name / "data", free_port(), tmp_path / name / "worker.log",
+            loaded.path, bootstrap or kafka_bootstrap, tmp_path / name / "data", free_port(), tmp_path / name / "worker.log",
             {"RESIDENCY_KEYS_FILE": str(keys_file), "RESIDENCY_AUDIT_SIGNING_KEY": audit_signing_key,
              "RESIDENCY_ATTESTATION_KEY": attestation_key, **idp_env(local_idp), **(env or {})},
         )

@@ -65,6 +65,15 @@ def new_cluster_id(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
             return cluster_id
 
 
+def read_cluster_id(meta_properties: Path) -> str | None:
+    """The ``cluster.id`` written by ``kafka-storage format``, or None when not formatted."""
+    try:
+        lines = meta_properties.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    return next((line.split("=", 1)[1].strip() for line in lines if line.startswith("cluster.id=")), None)
+
+
 def server_properties(port: int, controller_port: int, data_dir: Path) -> dict[str, str]:
     """Properties for one combined broker+controller on 127.0.0.1, sized for a 2-core machine."""
     return {
@@ -129,6 +138,25 @@ def secured_properties(port: int, sasl_port: int, controller_port: int, users: M
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:ANONYMOUS",
         "allow.everyone.if.no.acl.found": "false",
+    }
+    if rack:
+        props["broker.rack"] = rack
+    return props
+
+
+def joining_broker_properties(node_id: int, port: int, quorum_controller_port: int,
+                              rack: str | None = None) -> dict[str, str]:
+    """Overrides for a broker-only node that joins the cluster whose controller listens on
+    ``quorum_controller_port`` (a second broker on loopback, e.g. with another ``broker.rack``).
+
+    Format its home with the first node's cluster id (``LocalKafka(cluster_id=...)``).
+    """
+    props = {
+        "process.roles": "broker",
+        "node.id": str(node_id),
+        "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{quorum_controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
     }
     if rack:
         props["broker.rack"] = rack

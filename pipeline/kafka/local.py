@@ -54,6 +54,7 @@ class LocalKafka:
         heap: str = config.DEFAULT_HEAP,
         report: Callable[[str], None] = report_to_stderr,
         properties: Mapping[str, str] | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         self.home = Path(home).expanduser().resolve()  # the pid check matches this exact path
         self.port = port
@@ -65,6 +66,8 @@ class LocalKafka:
         self.files = config.BrokerFiles(self.home)
         # Extra or overriding server.properties, e.g. broker.rack, SASL listeners and an authorizer.
         self.properties = dict(properties or {})
+        # A broker joining another node's cluster formats its storage with that cluster's id.
+        self._cluster_id = cluster_id
         self._report = report
         self._child: subprocess.Popen[bytes] | None = None
         self._java = "java"  # replaced by the checked path in ensure_artifacts()
@@ -88,13 +91,18 @@ class LocalKafka:
         self._write_properties()
         command = config.jvm_command(
             self._java, libs, "kafka.tools.StorageTool",
-            "format", "-t", config.new_cluster_id(), "-c", str(self.files.properties), heap="256m",
+            "format", "-t", self._cluster_id or config.new_cluster_id(), "-c", str(self.files.properties),
+            heap="256m",
         )  # fmt: skip
         result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=180, check=False)
         if result.returncode != 0:
             output = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
             raise BrokerError(f"formatting {self.files.data_dir} failed (exit {result.returncode}):\n{output}")
         return True
+
+    def cluster_id(self) -> str | None:
+        """The cluster id this home was formatted with (None before ``format``)."""
+        return config.read_cluster_id(self.files.formatted_marker)
 
     def start(self, wait_timeout: float = 60.0, *, detach: bool = False, die_with_parent: bool = False) -> bool:
         """Start the broker and wait until it serves metadata; reuse one already running from this home.

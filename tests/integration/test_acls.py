@@ -23,17 +23,20 @@ from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.integration
 RACK = "eu-az1"
-USERS = {"svc-payments": "svc-payments-secret", "eu-residency": "worker-secret"}
+USERS = {"svc-payments": "svc-payments-secret", "eu-residency": "worker-secret", "desk-app": "desk-secret"}
 POLICY = """
 version: 1
 region: acl
 racks: [{racks}]
-kafka_principals: {{worker: "User:eu-residency"}}
+kafka_principals: {{worker: "User:eu-residency", producer_groups: {{support-desk: ["User:desk-app"]}}}}
 datasets:
   payments:
     partitions: 1
     producers: {{principals: [svc-payments]}}
     consumers: ["User:analytics"]
+  tickets:
+    partitions: 1
+    producers: {{groups: [support-desk]}}   # granted to a group only: Kafka knows it as User:desk-app
 """
 
 
@@ -88,6 +91,14 @@ def test_when_the_acls_are_applied_then_a_producer_writes_raw_and_is_refused_on_
     with pytest.raises(TopicAuthorizationFailedError):
         asyncio.run(_write(sasl, "svc-payments", "acl.held"))
     assert _allowed(sasl, "eu-residency", "acl.cleared.payments")  # the workers may
+
+    # a dataset granted only to a group: its members' Kafka principal writes that raw topic and no other
+    assert _allowed(sasl, "desk-app", "acl.raw.tickets")
+    for topic in ("acl.cleared.tickets", "acl.raw.payments", "acl.held"):
+        with pytest.raises(TopicAuthorizationFailedError):
+            asyncio.run(_write(sasl, "desk-app", topic))
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(_write(sasl, "svc-payments", "acl.raw.tickets"))
 
 
 def _worker(policy: Path, bootstrap: str, tmp_path: Path) -> subprocess.CompletedProcess:

@@ -81,35 +81,43 @@ def producer_idp(tmp_path_factory: pytest.TempPathFactory) -> LocalIssuer:
     return LocalIssuer.create(tmp_path_factory.mktemp("producer-idp"), issuer="corp-idp", audience="residency-producers")
 
 
-def _cases(idp: LocalIssuer, forger: LocalIssuer) -> list[tuple[str, bytes, list, str, str]]:
+def _cases(idp: LocalIssuer, forger: LocalIssuer, topic: str) -> list[tuple[str, bytes, list, str, str]]:
     """(event id, value, headers, expected topic kind, expected reason)."""
-    good = idp.mint("svc-payments")
+    good = idp.record_minter("svc-payments")
     forger.kid = idp.kid  # signed by another key under the real key id
     unsigned = jwt.encode({"sub": "svc-payments", "iss": idp.issuer, "aud": idp.audience, "exp": 4_000_000_000},
                           None, algorithm="none")
 
-    def tok(eid: str, token: str) -> list:
-        return identity_headers(None, b"", eid, token=token)
+    def tok(eid: str, value: bytes, token) -> list:  # noqa: ANN001 - a minter of bound tokens, or a string as is
+        return identity_headers(topic, b"k", value, eid, token=token)
 
     def sa(eid: str, value: bytes, secret: bytes = SA_SECRET) -> list:
-        return identity_headers(b"k", value, eid, account=("pos-2026", secret))
+        return identity_headers(topic, b"k", value, eid, account=("pos-2026", secret))
 
-    cases = [
-        ("ok-token", payment("p1"), tok("ok-token", good), "cleared", "cleared"),
-        ("ok-group", payment("p2"), tok("ok-group", idp.mint("svc-other", ["payments-producers"])), "cleared", "cleared"),
-        ("forged", payment("p3"), tok("forged", forger.mint("svc-payments")), "rejected", "identity_invalid:bad_signature"),
-        ("expired", payment("p4"), tok("expired", idp.mint("svc-payments", ttl_s=-600)), "rejected", "identity_invalid:expired"),
-        ("wrong-aud", payment("p5"), tok("wrong-aud", idp.mint("svc-payments", audience="someone-else")), "rejected",
+    cases = [(eid, value, tok(eid, value, token), kind, reason) for eid, value, token, kind, reason in [
+        ("ok-token", payment("p1"), good, "cleared", "cleared"),
+        ("ok-group", payment("p2"), idp.record_minter("svc-other", ["payments-producers"]), "cleared", "cleared"),
+        ("forged", payment("p3"), forger.record_minter("svc-payments"), "rejected", "identity_invalid:bad_signature"),
+        ("expired", payment("p4"), idp.record_minter("svc-payments", ttl_s=-600), "rejected", "identity_invalid:expired"),
+        ("wrong-aud", payment("p5"), idp.record_minter("svc-payments", audience="someone-else"), "rejected",
          "identity_invalid:wrong_audience"),
-        ("unsigned", payment("p6"), tok("unsigned", unsigned), "rejected", "identity_invalid:bad_signature"),
-        ("anonymous", payment("p7"), [("event-id", b"anonymous")], "rejected", "identity_missing"),
-        ("not-allowed", payment("p8"), tok("not-allowed", idp.mint("svc-tickets", ["support-desk"])), "rejected",
+        ("unsigned", payment("p6"), unsigned, "rejected", "identity_invalid:bad_signature"),
+        ("not-allowed", payment("p8"), idp.record_minter("svc-tickets", ["support-desk"]), "rejected",
          "producer_not_authorized"),
-        ("foreign", payment("p9", "US"), tok("foreign", good), "rejected", "jurisdiction_violation"),
-        ("no-country", payment("p10", None), tok("no-country", good), "rejected", "jurisdiction_violation"),
-        ("look-alike", payment("p11", "D\u0415"), tok("look-alike", good), "rejected", "jurisdiction_violation"),
-        ("held", payment("p12", amount=25_000), tok("held", good), "held", "hold_rule:high-value"),
-    ]
+        ("foreign", payment("p9", "US"), good, "rejected", "jurisdiction_violation"),
+        ("no-country", payment("p10", None), good, "rejected", "jurisdiction_violation"),
+        ("look-alike", payment("p11", "D\u0415"), good, "rejected", "jurisdiction_violation"),
+        ("held", payment("p12", amount=25_000), good, "held", "hold_rule:high-value"),
+        ("unbound", payment("p15"), idp.mint("svc-payments"), "rejected", "identity_invalid:unbound"),
+    ]]
+    cases.append(("anonymous", payment("p7"), [("event-id", b"anonymous")], "rejected", "identity_missing"))
+    # replay: ok-token's valid token copied onto another record (new event id and payload), and onto
+    # the same payload under a new event id
+    copied = [h for h in cases[0][2] if h[0] == "residency-identity"]
+    cases.append(("replayed", payment("p16", amount=99), [("event-id", b"replayed"), *copied], "rejected",
+                  "identity_invalid:wrong_record"))
+    cases.append(("replayed-id", payment("p1"), [("event-id", b"replayed-id"), *copied], "rejected",
+                  "identity_invalid:wrong_record"))
     value = payment("p13")
     cases.append(("sa-ok", value, sa("sa-ok", value), "cleared", "cleared"))
     cases.append(("sa-tampered", payment("p14"), sa("sa-tampered", value), "rejected", "identity_invalid:bad_signature"))
@@ -147,7 +155,7 @@ def test_when_mixed_producers_write_then_each_record_is_routed_as_the_policy_say
         "RESIDENCY_PRODUCER_JWT_AUDIENCE": producer_idp.audience,
         "RESIDENCY_PRODUCER_KEYS": json.dumps({"pos-2026": SA_SECRET.decode()})})
     cases = _cases(producer_idp, LocalIssuer.create(tmp_path / "forger", issuer="corp-idp",
-                                                    audience="residency-producers"))
+                                                    audience="residency-producers"), f"{region}.raw.payments")
     asyncio.run(_produce(kafka_bootstrap, f"{region}.raw.payments", cases))
 
     topics = {"cleared": f"{region}.cleared.payments", "rejected": f"{region}.rejected.payments",

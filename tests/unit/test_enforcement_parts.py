@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from pipeline.acls import kafka_acls_commands, policy_acls, strimzi_users
+from pipeline.acls import UnmappedGroupError, kafka_acls_commands, policy_acls, strimzi_users
+from pipeline.cli import main
 from pipeline.attestation import Attestor, verify_record
 from pipeline.audit import generate_signing_key, load_public_keys, load_signing_key
 from pipeline.guards import RackFence, namespace_problems, rack_problems
 from pipeline.metrics import Metrics
-from pipeline.policy import parse_policy
+from pipeline.policy import PolicyError, parse_policy
 
 POLICY = b"""
 region: eu
@@ -91,6 +93,64 @@ def test_when_acls_are_rendered_then_commands_and_kafka_users_carry_every_rule()
         {(a.principal, a.resource, a.name, a.pattern) for a in acls})
 
 
+GROUPS_POLICY = b"""
+region: eu
+kafka_principals:
+  producer_groups: {payments-producers: ["User:pos-1", "User:pos-2"], desk: ["User:desk-app"]}
+datasets:
+  payments:
+    partitions: 1
+    producers: {groups: [payments-producers]}
+  tickets:
+    partitions: 1
+    producers: {principals: [svc-tickets], groups: [desk]}
+  orders:
+    partitions: 1
+    producers: {groups: [unmapped-group], kafka_users: ["User:orders-app"]}
+"""
+
+
+def test_when_a_dataset_is_granted_to_a_group_then_its_mapped_kafka_principals_write_raw():
+    acls = policy_acls(parse_policy(GROUPS_POLICY).policy)
+    writers = lambda topic: {a.principal for a in acls if a.name == topic and a.operation == "Write"}  # noqa: E731
+    assert writers("eu.raw.payments") == {"User:pos-1", "User:pos-2"}
+    assert writers("eu.raw.tickets") == {"User:svc-tickets", "User:desk-app"}
+    assert writers("eu.raw.orders") == {"User:orders-app"}  # kafka_users: the explicit list, groups need no mapping
+    commands = kafka_acls_commands(acls, "b:9092", None)
+    assert "kafka-acls --bootstrap-server b:9092 --add --allow-principal 'User:pos-2' --operation Describe " \
+           "--operation Write --topic 'eu.raw.payments' --resource-pattern-type literal" in commands
+    users = {u["metadata"]["name"]: u for u in strimzi_users(acls, "kc")}
+    assert {"resource": {"type": "topic", "name": "eu.raw.payments", "patternType": "literal"},
+            "operations": ["Describe", "Write"], "host": "*"} in users["pos-1"]["spec"]["authorization"]["acls"]
+
+
+def test_when_a_producer_group_has_no_kafka_principals_then_acls_refuse_and_name_the_place():
+    text = GROUPS_POLICY.replace(b", desk: [\"User:desk-app\"]", b"")
+    policy = parse_policy(text).policy
+    assert policy.unmapped_producer_groups() == ["datasets.tickets.producers.groups[0]: 'desk'"]
+    with pytest.raises(UnmappedGroupError) as refused:
+        policy_acls(policy)
+    message = str(refused.value)
+    assert "datasets.tickets.producers.groups[0]: 'desk'" in message and "Kafka ACLs have no groups" in message
+    assert "kafka_principals.producer_groups" in message and "producers.kafka_users" in message
+
+
+def test_when_a_group_is_unmapped_then_residency_acls_exits_1_naming_the_file_and_policy_check_warns(tmp_path, capsys):
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(GROUPS_POLICY.replace(b", desk: [\"User:desk-app\"]", b""))
+    assert main(["acls", "--policy", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"{path}: producer groups without Kafka principals")
+    assert main(["policy", "check", str(path)]) == 0
+    assert "WARNING: datasets.tickets.producers.groups[0]: 'desk' has no Kafka principals" in capsys.readouterr().err
+
+
+def test_when_a_producer_group_maps_to_nobody_or_a_bad_principal_then_the_policy_is_refused():
+    for bad in (b"desk: []", b'desk: ["desk-app"]'):
+        with pytest.raises(PolicyError):
+            parse_policy(GROUPS_POLICY.replace(b'desk: ["User:desk-app"]', bad))
+
+
 def test_when_a_topic_is_outside_the_region_then_the_namespace_guard_names_it():
     assert namespace_problems("eu", ["eu.raw.a", "eu.residency-held-changelog", "us.cleared.a"]) == [
         "topic us.cleared.a is outside the region's namespace (every topic must start with 'eu.')"]
@@ -104,21 +164,24 @@ def test_when_racks_are_listed_then_brokers_outside_them_and_without_one_are_pro
         "broker 2 at h:2 has rack None, which is not among the policy's racks ['eu-1a']"]
 
 
-def test_when_a_disallowed_broker_appears_then_the_fence_closes_for_good_and_the_alert_rises():
+def test_when_a_disallowed_broker_appears_then_the_fence_closes_and_the_alert_rises_until_it_leaves():
     metrics = Metrics(CollectorRegistry())
+    gauge = lambda: metrics.registry.get_sample_value("residency_disallowed_broker_rack")  # noqa: E731
+    good = [{"node_id": 1, "rack": "eu-1a"}]
+    bad = [*good, {"node_id": 9, "rack": "us-1a"}, {"node_id": 10, "rack": None}]
 
-    async def run() -> tuple[bool, bool, bool, float]:
+    async def run() -> list[object]:
         fence = RackFence(["eu-1a"], metrics.disallowed_broker_rack)
-        good = [{"node_id": 1, "rack": "eu-1a"}]
-        fence.observe(good)
-        opened = not fence.closed
-        closed_now = fence.observe([*good, {"node_id": 9, "rack": "us-1a"}])
-        fence.observe(good)  # gone again: stays closed until a restart re-runs the start-up guard
+        seen: list[object] = [fence.observe(good), fence.closed, gauge()]
+        seen += [fence.observe(bad), fence.closed, gauge(), fence.observe(bad)]
         waiting = asyncio.ensure_future(fence.wait_open())
-        await asyncio.sleep(0.01)
-        return opened, closed_now, not waiting.done(), metrics.registry.get_sample_value(
-            "residency_disallowed_broker_rack")
+        await asyncio.sleep(0)  # one turn of the loop: the waiter runs and blocks
+        seen.append(waiting.done())
+        seen += [fence.observe(good), fence.closed, gauge(), fence.problems]
+        await asyncio.wait_for(waiting, 1)  # the gate opened
+        return seen
 
-    opened, closed_now, still_waiting, gauge = asyncio.run(run())
-    assert opened and closed_now and still_waiting and gauge == 1.0
+    assert asyncio.run(run()) == [None, False, 0.0,
+                                  "closed", True, 2.0, None, False,
+                                  "opened", False, 0.0, []]
     assert Metrics(CollectorRegistry()).registry.get_sample_value("residency_disallowed_broker_rack") == 0.0
