@@ -28,16 +28,12 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
-from pipeline.batch import screen_batch
+from pipeline.batch import FenceClosed, screen_batch
 from pipeline.context import FleetContext
+from pipeline.topics import screen_group
 from schemas.decision import RawRecord
 
 log = logging.getLogger(__name__)
-
-
-def screen_group(app_id: str) -> str:
-    """The consumer group of the screen stage (the Faust agents use ``app_id`` itself)."""
-    return f"{app_id}.screen"
 
 
 def raw_record(record: Any) -> RawRecord:
@@ -121,8 +117,12 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 log.warning("screen stage fetch failed (%s); retrying", type(exc).__name__)
                 await self.sleep(1.0)
                 continue
-            if fetched:
-                await self._process(consumer, generation, fetched)
+            if not fetched:
+                continue
+            if self.ctx.fence is not None and self.ctx.fence.closed:
+                await self._fenced(consumer, fetched)  # outside the lock: a rebalance may go on meanwhile
+                continue
+            await self._process(consumer, generation, fetched)
 
     async def _process(self, consumer: AIOKafkaConsumer, generation: int, fetched: dict[TopicPartition, list]) -> None:
         async with self._lock:
@@ -136,6 +136,9 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                     await screen_batch(self.ctx, self.plans[topic], records)
             except asyncio.CancelledError:
                 raise
+            except FenceClosed:
+                self._rewind(consumer, fetched)
+                return  # the loop waits at the fence before its next batch
             except KafkaError as exc:
                 await self._start_over(consumer, fetched, exc)
                 return
@@ -163,11 +166,21 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         delay = min(5.0, 0.5 * 2 ** min(self._failures, 4))
         log.warning("screen stage: the broker failed a request (%s); retrying the batch in %.1fs",
                     type(exc).__name__, delay)
+        self._rewind(consumer, fetched)
+        await self.sleep(delay)
+
+    async def _fenced(self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list]) -> None:
+        """A broker outside the policy's racks is in the cluster: put the batch back and wait."""
+        self._rewind(consumer, fetched)
+        await self.ctx.gate()
+
+    def _rewind(self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list]) -> None:
+        """Fetch the batch again from the committed offsets, recovering as a new owner would: whatever
+        a failed attempt sent is read back through its acknowledged intent, never sent twice."""
         self.ctx.effects.forget()
         for tp in fetched:
             if tp in consumer.assignment():
                 consumer.seek(tp, self.committed.get((tp.topic, tp.partition), 0))
-        await self.sleep(delay)
 
     async def lags(self) -> dict[tuple[str, int], int]:
         """High watermark minus committed offset, per owned raw partition."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from pipeline.topics import RegionTopics, app_id, egress_topic
+from pipeline.topics import RegionTopics, app_id, egress_topic, screen_group
 from schemas.policy import Policy
 
 
@@ -59,6 +59,7 @@ def policy_acls(policy: Policy, app: str | None = None) -> list[Acl]:
     acls: list[Acl] = []
     acls += _allow(worker, "topic", f"{region}.", ["Read", "Write", "Describe", "DescribeConfigs"], "prefixed")
     acls += _allow(worker, "group", group, ["Read", "Describe"])
+    acls += _allow(worker, "group", screen_group(group), ["Read", "Describe"])
     acls += _allow(worker, "transactional-id", group, ["Write", "Describe"], "prefixed")
     acls += _allow(worker, "cluster", "", ["IdempotentWrite", "Describe"])
     for approver in policy.kafka_principals.approvers:

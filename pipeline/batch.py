@@ -30,6 +30,10 @@ def partition_for(output: Output, event_id: str, partitions: int) -> int:
     return _partitioner(key, every, every)
 
 
+class FenceClosed(Exception):  # noqa: N818 - a state, not an error
+    """The rack fence closed while a batch was being screened; it is fetched again once it opens."""
+
+
 def _partition_of_id(event_id: str, partitions: int) -> int:
     every = list(range(partitions))
     return _partitioner(event_id.encode(), every, every)
@@ -72,7 +76,6 @@ def _screen_all(ctx: Any, plan: DatasetPlan, records: Sequence[RawRecord]) -> li
 
 async def screen_batch(ctx: Any, plan: DatasetPlan, raw: list[RawRecord]) -> None:
     """Screen ``raw``; return once every outcome and provenance record is acknowledged."""
-    await ctx.gate()  # closed while a broker with a disallowed rack is in the cluster (pipeline.guards)
     received_at = now_iso()
     records = ctx.effects.fresh(raw)
     if not records:
@@ -88,6 +91,8 @@ async def screen_batch(ctx: Any, plan: DatasetPlan, raw: list[RawRecord]) -> Non
     partitions = [partition_for(o, decisions[i].event_id, ctx.partitions[o.topic]) for o, i in zip(outputs, owners, strict=True)]
     coords: dict[int, Emitted] = await _already_emitted(ctx, records, decisions, owners, outputs)
     pending = [j for j in range(len(outputs)) if j not in coords]
+    if ctx.fence is not None and ctx.fence.closed:  # a broker outside the policy's racks joined: send nothing
+        raise FenceClosed
     if pending:
         destinations = {(outputs[j].topic, partitions[j]) for j in pending}
         committed = committed_offsets(ctx)

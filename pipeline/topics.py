@@ -17,6 +17,11 @@ def app_id(region: str) -> str:
     return f"{region}.residency"
 
 
+def screen_group(app: str) -> str:
+    """The consumer group of the screen stage (agents/screen.py); the Faust agents use ``app`` itself."""
+    return f"{app}.screen"
+
+
 def egress_topic(region: str, dataset: str, profile: str, override: str | None = None) -> str:
     """An egress profile's topic: ``R.egress.<profile>.<dataset>`` unless the policy names one.
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.screen import screen_group
 from pipeline.keys import KeyRing
+from pipeline.acls import policy_acls
 from pipeline.policy import load_policy
 from pipeline.settings import Settings
-from pipeline.topics import app_id, topic_specs
+from pipeline.topics import app_id, screen_group, topic_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -355,3 +355,10 @@ def test_when_a_deploying_overlay_replaces_the_placeholders_then_the_fleet_uses_
     assert env["RESIDENCY_AUDIT_SIGNING_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "eu-residency-audit-signing-key"
     volumes = one(docs, "StatefulSet")["spec"]["template"]["spec"]["volumes"]
     assert {"name": "keys", "secret": {"secretName": "eu-residency-keys", "defaultMode": 0o400}} in volumes
+
+
+def test_the_overlay_policy_yields_acls(overlay) -> None:
+    """`residency acls` refuses a policy whose producer groups map to no Kafka principal."""
+    region, _docs, policy = overlay
+    acls = policy_acls(policy)
+    assert any(a.resource == "topic" and a.name == f"{region}.raw.payments" for a in acls)

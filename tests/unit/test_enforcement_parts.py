@@ -73,6 +73,7 @@ def test_when_acls_are_derived_then_producers_write_only_raw_and_consumers_read_
                                        ("topic", "eu.approvals", "literal", "Describe")}
     worker = by("User:eu-residency")
     assert ("topic", "eu.", "prefixed", "Write") in worker and ("group", "eu.residency", "literal", "Read") in worker
+    assert ("group", "eu.residency.screen", "literal", "Read") in worker  # the screen stage's own consumer
     assert ("transactional-id", "eu.residency", "prefixed", "Write") in worker
     assert not any(a.operation == "Write" and a.name.startswith("eu.cleared") for a in acls
                    if a.principal != "User:eu-residency")
