@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 from schemas.policy import Condition, RecordSchema, ResidencyRule
@@ -27,12 +28,18 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 
 def split_path(path: str) -> list[str | int]:
     """``"a.b[2].c"`` -> ``["a", "b", 2, "c"]``."""
-    return [int(idx) if idx else name for name, idx in _STEP.findall(path)]
+    return list(_steps(path))
+
+
+@lru_cache(maxsize=4096)
+def _steps(path: str) -> tuple[str | int, ...]:
+    # Rule paths come from the policy, a few dozen per dataset: each is split once, not per record.
+    return tuple(int(idx) if idx else name for name, idx in _STEP.findall(path))
 
 
 def lookup(doc: Any, path: str | list[str | int]) -> Any:
     """The value at ``path`` in ``doc``, or ``MISSING``."""
-    steps = split_path(path) if isinstance(path, str) else path
+    steps = _steps(path) if isinstance(path, str) else path
     node = doc
     for step in steps:
         if isinstance(step, int):
