@@ -27,9 +27,10 @@ _CONTEXT = keywords(*_WORDS)
 # The context words anywhere, without the word-start guard: wherever near() finds one (in a slice
 # of the view, where "^" may fall inside a word, or in the hint), these letters are there.
 _ANY_CONTEXT = re2.compile(f"(?i)(?:{'|'.join(_WORDS)})".encode())
-# What a view needs before confirm() can accept any candidate in it: "+" or "00" (international),
-# "(" (NANP), a trunk "0" followed by a space-separated group (_TRUNK), or a context word.
-_MAYBE = re2.compile(b"[+(]|00|0[0-9]{1,4} [0-9]{2,4}|(?:" + _ANY_CONTEXT.pattern + b")")
+# What a view needs before confirm() can accept any candidate in it: "+" or "(" (international,
+# NANP), or a context word; else "00" (international) or a trunk "0" and a space-separated group
+# (_TRUNK) at an isolated start, i.e. after a byte that is not alphanumeric (ScanContext.isolated).
+_MAYBE = re2.compile(b"[+(]|(?:^|[^0-9A-Za-z])(?:00|0[0-9]{1,4} [0-9]{2,4})|(?:" + _ANY_CONTEXT.pattern + b")")
 _REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "PL", "SE", "IE", "AT", "CH", "BE")
 _SEPARATORS = frozenset(b" \t\r\n.-/()")
 _RUN_REST = re2.compile(rb"[0-9 \t\r\n./()-]*")

@@ -112,7 +112,8 @@ def test_when_a_detector_finds_something_then_its_gate_is_open(text):
 
 # One phone per branch of PhoneDetector.confirm, with no other reason to look at the view.
 EVERY_PHONE_BRANCH = ["see (201) 555-0123 today", "020 7946 0958", "0049 30 901820", "+49 30 901820",
-                      "ring 2015550123 now", "2015550123 (mobile)"]
+                      "ring 2015550123 now", "2015550123 (mobile)", "see -0049 30 901820", "x /020 7946 0958",
+                      "a,020 7946 0958"]
 
 
 @pytest.mark.parametrize("text", EVERY_PHONE_BRANCH)
