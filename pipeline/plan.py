@@ -11,6 +11,7 @@ from pipeline.masking import Strategy, build_strategy
 from pipeline.paths import FieldPath, compile_path, format_path
 from pipeline.policy import LoadedPolicy
 from pipeline.topics import RegionTopics, egress_topic
+from schemas.decision import MaskApplied
 from schemas.policy import Dataset, MaskRule
 
 # Dot-separated names without brackets, wildcards, quotes or whitespace (see pipeline.paths).
@@ -25,12 +26,15 @@ class CompiledMask:
     # so screening reaches the one value it can match without the general path matcher.
     keys: tuple[str, ...] | None = field(init=False, default=None)
     concrete: str = field(init=False, default="")
+    # What screening records for that value (frozen, so one instance serves every record).
+    applied: MaskApplied | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if _PLAIN_KEYS.fullmatch(self.path.expr):
             keys = tuple(self.path.expr.split("."))
             object.__setattr__(self, "keys", keys)
             object.__setattr__(self, "concrete", format_path(keys))
+            object.__setattr__(self, "applied", MaskApplied(self.concrete, self.strategy.name, self.strategy.key_id))
 
     @property
     def strategy_name(self) -> str:
