@@ -10,6 +10,7 @@ from pipeline.keys import KeyRing
 from pipeline.masking import Strategy, build_strategy
 from pipeline.paths import FieldPath, compile_path, format_path
 from pipeline.policy import LoadedPolicy
+from pipeline.rules import Contract
 from pipeline.topics import RegionTopics, egress_topic
 from schemas.decision import MaskApplied
 from schemas.policy import Dataset, MaskRule
@@ -68,6 +69,7 @@ class DatasetPlan:
     egress: tuple[EgressPlan, ...] = ()
     identity: Any = None  # pipeline.producer_identity.ProducerCheck, when producer identity is configured
     attestor: Any = None  # pipeline.attestation.Attestor, signs cleared and egress records
+    contract: Contract | None = None  # rules.schema_ compiled, when the dataset has one
 
 
 def _masks(rules: list[MaskRule], keys: KeyRing) -> tuple[CompiledMask, ...]:
@@ -110,5 +112,6 @@ def compile_plans(loaded: LoadedPolicy, keys: KeyRing, identity: Any = None,
             egress=egress,
             identity=identity,
             attestor=attestor,
+            contract=Contract(dataset.schema_) if dataset.schema_ is not None else None,
         )
     return plans

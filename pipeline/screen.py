@@ -340,7 +340,8 @@ def _decide(record: RawRecord, plan: DatasetPlan, event_id: str, fault: FaultHoo
     if isinstance(parsed, Decision):
         return parsed
     if plan.rules.schema_ is not None:
-        broken = contract_violation(parsed, plan.rules.schema_)
+        contract = plan.contract
+        broken = contract.violation(parsed) if contract is not None else contract_violation(parsed, plan.rules.schema_)
         if broken:
             return _dead(event_id, "contract_violation", broken)
     try:
