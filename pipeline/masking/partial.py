@@ -49,4 +49,6 @@ class Partial(Strategy):
     Params = PartialParams
 
     def mask(self, value: object) -> object:
+        if isinstance(value, str):  # the usual leaf, without map_leaves' walk
+            return mask_partially(value, self.params)
         return map_leaves(value, lambda leaf: mask_partially(scalar_text(leaf), self.params))
