@@ -191,6 +191,8 @@ def _encoded_findings(ctx: ScanContext, decoders: list, hint: str | None, depth:
 
 def merge(spans: list[Span]) -> list[Span]:
     """Sorted, non-overlapping spans; overlapping ones are united and keep the longest one's type."""
+    if len(spans) < 2:  # the usual finding: one span, nothing to sort or unite
+        return list(spans)
     merged: list[Span] = []
     longest = 0
     for span in sorted(spans, key=lambda s: (s.start, -s.end)):
