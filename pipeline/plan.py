@@ -10,7 +10,9 @@ from pipeline.keys import KeyRing
 from pipeline.masking import Strategy, build_strategy
 from pipeline.paths import FieldPath, compile_path, format_path
 from pipeline.policy import LoadedPolicy
+from pipeline.rules import Contract
 from pipeline.topics import RegionTopics, egress_topic
+from schemas.decision import MaskApplied
 from schemas.policy import Dataset, MaskRule
 
 # Dot-separated names without brackets, wildcards, quotes or whitespace (see pipeline.paths).
@@ -25,12 +27,15 @@ class CompiledMask:
     # so screening reaches the one value it can match without the general path matcher.
     keys: tuple[str, ...] | None = field(init=False, default=None)
     concrete: str = field(init=False, default="")
+    # What screening records for that value (frozen, so one instance serves every record).
+    applied: MaskApplied | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if _PLAIN_KEYS.fullmatch(self.path.expr):
             keys = tuple(self.path.expr.split("."))
             object.__setattr__(self, "keys", keys)
             object.__setattr__(self, "concrete", format_path(keys))
+            object.__setattr__(self, "applied", MaskApplied(self.concrete, self.strategy.name, self.strategy.key_id))
 
     @property
     def strategy_name(self) -> str:
@@ -64,6 +69,7 @@ class DatasetPlan:
     egress: tuple[EgressPlan, ...] = ()
     identity: Any = None  # pipeline.producer_identity.ProducerCheck, when producer identity is configured
     attestor: Any = None  # pipeline.attestation.Attestor, signs cleared and egress records
+    contract: Contract | None = None  # rules.schema_ compiled, when the dataset has one
 
 
 def _masks(rules: list[MaskRule], keys: KeyRing) -> tuple[CompiledMask, ...]:
@@ -106,5 +112,6 @@ def compile_plans(loaded: LoadedPolicy, keys: KeyRing, identity: Any = None,
             egress=egress,
             identity=identity,
             attestor=attestor,
+            contract=Contract(dataset.schema_) if dataset.schema_ is not None else None,
         )
     return plans

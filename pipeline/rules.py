@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 from schemas.policy import Condition, RecordSchema, ResidencyRule
@@ -27,12 +28,18 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 
 def split_path(path: str) -> list[str | int]:
     """``"a.b[2].c"`` -> ``["a", "b", 2, "c"]``."""
-    return [int(idx) if idx else name for name, idx in _STEP.findall(path)]
+    return list(_steps(path))
 
 
-def lookup(doc: Any, path: str | list[str | int]) -> Any:
+@lru_cache(maxsize=4096)
+def _steps(path: str) -> tuple[str | int, ...]:
+    # Rule paths come from the policy, a few dozen per dataset: each is split once, not per record.
+    return tuple(int(idx) if idx else name for name, idx in _STEP.findall(path))
+
+
+def lookup(doc: Any, path: str | list[str | int] | tuple[str | int, ...]) -> Any:
     """The value at ``path`` in ``doc``, or ``MISSING``."""
-    steps = split_path(path) if isinstance(path, str) else path
+    steps = _steps(path) if isinstance(path, str) else path
     node = doc
     for step in steps:
         if isinstance(step, int):
@@ -44,22 +51,32 @@ def lookup(doc: Any, path: str | list[str | int]) -> Any:
     return node
 
 
-def _is_type(value: Any, expected: str) -> bool:
-    if isinstance(value, bool) and expected in ("number", "integer"):
-        return False  # JSON booleans are not numbers, whatever Python thinks
-    return isinstance(value, _JSON_TYPES[expected])
-
-
 def contract_violation(doc: dict[str, Any], schema: RecordSchema) -> str | None:
     """A payload-free description of the first contract violation, or ``None``."""
-    for path in schema.required:
-        if lookup(doc, path) is MISSING:
-            return f"required field {path!r} is missing"
-    for path, expected in schema.types.items():
-        value = lookup(doc, path)
-        if value is not MISSING and not _is_type(value, expected):
-            return f"field {path!r} should be {expected}"
-    return None
+    return Contract(schema).violation(doc)
+
+
+class Contract:
+    """A record schema compiled once per plan: every path split and every type resolved up front."""
+
+    __slots__ = ("required", "types")
+
+    def __init__(self, schema: RecordSchema) -> None:
+        self.required = tuple((path, _steps(path)) for path in schema.required)
+        self.types = tuple((path, _steps(path), expected, _JSON_TYPES[expected], expected in ("number", "integer"))
+                           for path, expected in schema.types.items())
+
+    def violation(self, doc: dict[str, Any]) -> str | None:
+        """What :func:`contract_violation` says for the schema this was compiled from."""
+        for path, steps in self.required:
+            if lookup(doc, steps) is MISSING:
+                return f"required field {path!r} is missing"
+        for path, steps, expected, kinds, numeric in self.types:
+            value = lookup(doc, steps)
+            # JSON booleans are not numbers, whatever Python thinks.
+            if value is not MISSING and (not isinstance(value, kinds) or (numeric and isinstance(value, bool))):
+                return f"field {path!r} should be {expected}"
+        return None
 
 
 def _compare(value: Any, cond: Condition) -> bool:

@@ -15,14 +15,15 @@ from urllib.parse import unquote_to_bytes
 import orjson
 import re2
 
-from pipeline.detection.facts import BASE64_RUNS, MIN_BASE64, Facts
+from pipeline.detection.facts import BASE64_RUNS, Facts
+from pipeline.detection.readable import READABLE_START
 
 _PERCENT = re2.compile(rb"[^\s\"'<>]*%[0-9A-Fa-f]{2}[^\s\"'<>]*")
 _ESCAPED = re2.compile(rb"[^\s\"']*\\u[0-9A-Fa-f]{4}[^\s\"']*")
 _UNICODE_ESCAPE = re2.compile(rb"\\u([0-9A-Fa-f]{4})")
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 MIN_DECODED = 4
-_RUN = b"A" * MIN_BASE64
+_READABLE, _UNANCHORED = READABLE_START._regexp, re2._Anchor.UNANCHORED
 # Bytes that count as control characters when decoded text is ASCII (see _printable_text).
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\r\n") + b"\x7f"
 
@@ -46,11 +47,16 @@ def _printable_text(raw: bytes) -> str | None:
 
 def base64_tokens(data: bytes) -> Iterator[tuple[int, int, str]]:
     """Every maximal run of 8 or more base64-alphabet bytes (with up to two ``=`` after it, as the
-    regex ``[A-Za-z0-9+/_-]{8,}={0,2}`` would match them) that decodes to readable text."""
+    regex ``[A-Za-z0-9+/_-]{8,}={0,2}`` would match them) that decodes to readable text.
+
+    Only runs whose first four characters decode to a valid UTF-8 prefix (:data:`READABLE_START`,
+    one RE2 pass) are decoded: readable text is valid UTF-8, so no other run can decode to it."""
     runs = data.translate(BASE64_RUNS)  # alphabet -> "A", anything else -> " "
     size = len(data)
-    start = runs.find(_RUN)  # the leftmost 8 "A" start a run: the byte before is not "A"
-    while start != -1:
+    padded = b" " + data  # READABLE_START wants the byte before a run; the space stands for the start
+    # padded[i + 1] is data[i], so a match at padded index i is a run starting at data index i.
+    start = _READABLE.Match(_UNANCHORED, padded, 0, size + 1)[0][0]
+    while start >= 0:
         end = runs.find(b" ", start)
         end = size if end == -1 else end
         stop = end
@@ -59,7 +65,7 @@ def base64_tokens(data: bytes) -> Iterator[tuple[int, int, str]]:
         text = base64_text(data[start:end])
         if text is not None:
             yield start, stop, text
-        start = runs.find(_RUN, stop)
+        start = _READABLE.Match(_UNANCHORED, padded, stop, size + 1)[0][0] if stop < size else -1
 
 
 def base64_text(token: bytes) -> str | None:

@@ -35,6 +35,7 @@ class _Detectors:
                     self.by_length.setdefault(length, []).append(d)
         self.by_length = dict(sorted(self.by_length.items()))
         self.min_digits = min(self.by_length)  # no digit detector confirms a shorter run
+        self.max_digits = max(self.by_length)  # nor a longer window
         # Pattern detectors by the digits their gate needs, so a view with few digits looks at few gates.
         gated = sorted(self.pattern, key=lambda d: d.gate.digits)
         self.gate_digits = [d.gate.digits for d in gated]
@@ -108,16 +109,21 @@ def _digit_findings(ctx: ScanContext, detectors: _Detectors) -> list[tuple[str, 
 def _try_windows_at(ctx: ScanContext, run: DigitRun, index: int, by_length: dict[int, list[DigitDetector]],
                     found: list[tuple[str, int, int]]) -> int | None:
     """Try every window starting at group ``index``; the last group of the longest hit, if any."""
-    group, hit = run.groups[index], None
-    left = len(run.digits) - group.first
-    for length, detectors in by_length.items():  # shortest first
-        if length > left:
+    groups = run.groups
+    group, hit = groups[index], None
+    first, longest = group.first, _all().max_digits
+    # Windows end where groups end: walk the groups from ``index`` (shortest window first) instead
+    # of trying every detector length, most of which end inside a group.
+    for last in range(index, len(groups)):
+        end_group = groups[last]
+        length = end_group.first + end_group.end - end_group.start - first
+        if length > longest:
             break
-        last = run.last_group(index, length)
-        if last is None:
+        detectors = by_length.get(length)
+        if detectors is None:
             continue
-        window = Window(run, index, last, group.start, run.groups[last].end)
-        digits = run.digits[group.first : group.first + length]
+        window = Window(run, index, last, group.start, end_group.end)
+        digits = run.digits[first : first + length]
         for detector in detectors:
             if detector.confirm(ctx, digits, window):
                 found.append((detector.name, window.start, window.end))
@@ -185,6 +191,8 @@ def _encoded_findings(ctx: ScanContext, decoders: list, hint: str | None, depth:
 
 def merge(spans: list[Span]) -> list[Span]:
     """Sorted, non-overlapping spans; overlapping ones are united and keep the longest one's type."""
+    if len(spans) < 2:  # the usual finding: one span, nothing to sort or unite
+        return list(spans)
     merged: list[Span] = []
     longest = 0
     for span in sorted(spans, key=lambda s: (s.start, -s.end)):

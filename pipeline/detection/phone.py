@@ -5,6 +5,8 @@ trunk ``0``, space-separated groups as in ``020 7946 0958``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import phonenumbers
 import re2
 
@@ -16,11 +18,19 @@ from pipeline.detection.facts import Gate
 _PATTERN = re2.compile(rb"(?:\+[ ]?|\b00[ ]?|\()?[0-9](?:[ \t\r\n.\-/()]{0,3}[0-9]){6,16}")
 _NANP = re2.compile(rb"\([0-9]{3}\)[ .-]?[0-9]{3}[ .-][0-9]{4}")
 _TRUNK = re2.compile(rb"0[0-9]{1,4}(?: [0-9]{2,4}){1,4}")
-_CONTEXT = keywords(
+_WORDS = (
     "phone", "tel", "telephone", "mobile", "mob", "cell", "call", "fax", "whatsapp", "sms", "contact",
     "telefon", "telefono", "telephone", "handy", "portable", "movil", "cellulare", "telefoon",
     "komorka", "komórka", "mobil", "ring",
 )
+_CONTEXT = keywords(*_WORDS)
+# The context words anywhere, without the word-start guard: wherever near() finds one (in a slice
+# of the view, where "^" may fall inside a word, or in the hint), these letters are there.
+_ANY_CONTEXT = re2.compile(f"(?i)(?:{'|'.join(_WORDS)})".encode())
+# What a view needs before confirm() can accept any candidate in it: "+" or "(" (international,
+# NANP), or a context word; else "00" (international) or a trunk "0" and a space-separated group
+# (_TRUNK) at an isolated start, i.e. after a byte that is not alphanumeric (ScanContext.isolated).
+_MAYBE = re2.compile(b"[+(]|(?:^|[^0-9A-Za-z])(?:00|0[0-9]{1,4} [0-9]{2,4})|(?:" + _ANY_CONTEXT.pattern + b")")
 _REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "PL", "SE", "IE", "AT", "CH", "BE")
 _SEPARATORS = frozenset(b" \t\r\n.-/()")
 _RUN_REST = re2.compile(rb"[0-9 \t\r\n./()-]*")
@@ -63,6 +73,13 @@ class PhoneDetector(PatternDetector):
     name = "phone"
     pattern = _PATTERN
     gate = Gate(digits=7, check=_could_start)
+
+    def find(self, ctx: ScanContext) -> Iterator[tuple[int, int]]:
+        # One pass over the view (and the hint) first: most candidates in an event are card
+        # numbers, IBAN digits and dates that no branch of confirm() could accept.
+        if not (rx.found(_MAYBE, ctx.data) or ctx.hint_has(_ANY_CONTEXT)):
+            return iter(())
+        return super().find(ctx)
 
     def resume_after(self, ctx: ScanContext, start: int, end: int) -> int | None:
         # No phone starts inside a longer run of digits (see _continues): skip the whole run.

@@ -70,6 +70,7 @@ def _alternatives() -> list[bytes]:
 
 NEEDS_SCAN = re2.compile(b"|".join(b"(?:" + alt + b")" for alt in _alternatives()))
 _PROGRAM, _UNANCHORED = NEEDS_SCAN._regexp, re2._Anchor.UNANCHORED
+_PLUS_ONE = (1).__add__  # a view's length and its NUL, added up in C rather than in a generator
 _READABLE = READABLE_START._regexp
 
 
@@ -84,7 +85,7 @@ def _blob(texts: Sequence[str]) -> tuple[bytes, list[int]]:
         lengths = map(len, views)
         blob = b"\0" + b"\0".join(views) + b"\0"
     # starts[i]: the NUL before view i; a match starting there or inside view i belongs to view i.
-    return blob, [0, *accumulate(length + 1 for length in lengths)]
+    return blob, [0, *accumulate(map(_PLUS_ONE, lengths))]
 
 
 def candidates(texts: Sequence[str]) -> list[int]:

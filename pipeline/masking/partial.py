@@ -23,6 +23,12 @@ def mask_partially(text: str, p: PartialParams) -> str:
     When keeping would reveal every character, everything is masked instead: a short value must not
     pass through whole. The mask character counts as maskable, which makes the strategy idempotent.
     """
+    if not p.preserve_separators or _SEPARATORS.isdisjoint(text):
+        # Every character is a slot (a card or IBAN written without spaces): slice, no per-char loop.
+        keep_first, keep_last, size = p.keep_first, p.keep_last, len(text)
+        if keep_first + keep_last >= size:
+            return p.mask_char * size
+        return text[:keep_first] + p.mask_char * (size - keep_first - keep_last) + text[size - keep_last :]
     chars = list(text)
     if p.preserve_separators:
         slots = [i for i, c in enumerate(chars) if c not in _SEPARATORS]
@@ -43,4 +49,6 @@ class Partial(Strategy):
     Params = PartialParams
 
     def mask(self, value: object) -> object:
+        if isinstance(value, str):  # the usual leaf, without map_leaves' walk
+            return mask_partially(value, self.params)
         return map_leaves(value, lambda leaf: mask_partially(scalar_text(leaf), self.params))

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.detection import Budget, samples
-from pipeline.detection.base import ScanContext
+from pipeline.detection.base import PatternDetector, ScanContext
 from pipeline.detection.encoded import DECODERS, base64_tokens
 from pipeline.detection.engine import _all, _digit_findings, scan
 from pipeline.detection.facts import Facts
@@ -108,6 +108,28 @@ def test_when_a_detector_finds_something_then_its_gate_is_open(text):
     for decoder in DECODERS:
         if list(decoder.decode(view.data)):
             assert decoder.possible(facts), decoder.decode.__name__
+
+
+# One phone per branch of PhoneDetector.confirm, with no other reason to look at the view.
+EVERY_PHONE_BRANCH = ["see (201) 555-0123 today", "020 7946 0958", "0049 30 901820", "+49 30 901820",
+                      "ring 2015550123 now", "2015550123 (mobile)", "see -0049 30 901820", "x /020 7946 0958",
+                      "a,020 7946 0958"]
+
+
+@pytest.mark.parametrize("text", EVERY_PHONE_BRANCH)
+def test_when_a_phone_is_written_in_any_accepted_shape_then_the_phone_shortcut_lets_it_through(text):
+    phone = next(d for d in _all().pattern if d.name == "phone")
+    assert list(phone.find(ScanContext(normalize(text), Budget(None, None))))
+    assert [s.type for s in scan(text)] == ["phone"]
+
+
+@SETTINGS
+@given(text=st.one_of(texts(), st.sampled_from(EVERY_PHONE_BRANCH)),
+       hint=st.sampled_from([None, "", "note", "phone", "hotel", "body tel"]))
+def test_when_the_phone_detector_skips_a_view_then_it_would_have_confirmed_nothing(text, hint):
+    ctx = ScanContext(normalize(text), Budget(None, None), hint)
+    phone = next(d for d in _all().pattern if d.name == "phone")
+    assert list(phone.find(ctx)) == list(PatternDetector.find(phone, ctx))
 
 
 @SETTINGS

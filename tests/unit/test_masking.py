@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.detection.checksums import luhn_valid
 from pipeline.keys import KeyRing, MissingKeyError
+from pipeline.masking.partial import PartialParams, mask_partially
 from pipeline.masking import (
     DROP,
     MaskingError,
@@ -166,3 +169,23 @@ def test_when_policy_loads_then_params_validate_without_keys():
 def test_when_strategy_is_unkeyed_then_key_id_is_none(name):
     params = {"replace": {"value": 0}, "generalize": {"kind": "number", "bucket": 1.0}}.get(name, {})
     assert build_strategy(name, params, KEYS).key_id is None
+
+
+def _partial_reference(text: str, p: PartialParams) -> str:
+    """The character-by-character definition: slots are the non-separator characters."""
+    chars = list(text)
+    slots = [i for i, c in enumerate(chars) if not p.preserve_separators or c not in " \t\r\n-./:()_+,"]
+    keep_first, keep_last = (0, 0) if p.keep_first + p.keep_last >= len(slots) else (p.keep_first, p.keep_last)
+    for i in slots[keep_first : len(slots) - keep_last]:
+        chars[i] = p.mask_char
+    return "".join(chars)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="ab12 -.é*#", max_size=12), keep_first=st.integers(0, 5), keep_last=st.integers(0, 5),
+       mask_char=st.sampled_from("*#"), preserve_separators=st.booleans())
+def test_when_partial_masks_any_text_then_it_follows_the_per_character_definition(text, keep_first, keep_last, mask_char,
+                                                                                  preserve_separators):
+    p = PartialParams(keep_first=keep_first, keep_last=keep_last, mask_char=mask_char,
+                      preserve_separators=preserve_separators)
+    assert mask_partially(text, p) == _partial_reference(text, p)

@@ -49,3 +49,13 @@ def test_when_a_numeric_condition_meets_a_non_number_then_it_holds_fail_closed()
 ])
 def test_when_the_jurisdiction_is_checked_then_missing_or_foreign_is_a_violation(doc, violation):
     assert residency_violation(doc, ResidencyRule(field="country", allowed=["DE", "FR"])) == violation
+
+
+@pytest.mark.parametrize("value", [True, False, 0, 1, 2.5, "7", None, [], {}])
+@pytest.mark.parametrize("expected", ["string", "number", "integer", "boolean", "object", "array", "null"])
+def test_when_a_compiled_contract_checks_a_type_then_it_agrees_with_json(value, expected):
+    json_kind = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null",
+                 list: "array", dict: "object"}[type(value)]
+    conforms = json_kind == expected or (expected == "number" and json_kind == "integer")
+    problem = contract_violation({"a": {"b": value}}, RecordSchema(required=["a.b"], types={"a.b": expected}))
+    assert problem == (None if conforms else f"field 'a.b' should be {expected}")
