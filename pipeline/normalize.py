@@ -205,10 +205,15 @@ def digit_runs(data: bytes, min_digits: int = 1) -> list[DigitRun]:
         pos = end  # a run is never empty, so this moves on
         if end - start < min_digits:
             continue
+        chunk = data[start:end]
+        if chunk.isdigit():  # the usual run (a bare card number): one group, nothing to split
+            count = end - start
+            runs.append(DigitRun(start, end, chunk.decode(), [DigitGroup(0, start, end)], {count: 0}))
+            continue
         # Every separator is one byte, so splitting on them gives exact positions without a
         # regex match object per group (the re2 wrapper costs microseconds per match).
         groups, parts, count, pos = [], [], 0, start
-        for part in data[start:end].translate(_SEPARATORS_TO_SPACE).split(b" "):
+        for part in chunk.translate(_SEPARATORS_TO_SPACE).split(b" "):
             if part:
                 groups.append(DigitGroup(count, pos, pos + len(part)))
                 parts.append(part)
