@@ -73,7 +73,10 @@ def register_record(app: faust.App, ctx: FleetContext) -> None:
 
     async def record_provenance(stream: faust.StreamT) -> None:
         async with ctx.crash_on_error("record"):
-            async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
+            # a record holds a screen batch's fragments for one partition: bound the fragments per
+            # batch, or one batch folds tens of thousands and blocks the event loop (latency, RSS)
+            async for events in stream.take_events(ctx.settings.record_batch_messages,
+                                                   within=ctx.settings.batch_within_s):
                 await ctx.gate()
                 chained, changelog = fold_batch(stream, ctx.provenance, events)
                 await write_changelog(ctx, ctx.provenance, changelog)
