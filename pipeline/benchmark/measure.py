@@ -115,7 +115,8 @@ async def wait_for_count(offsets: Offsets, topics: list[str], target: int, label
 
 
 class PeakRss:
-    """Samples a process's resident set size every ``interval`` seconds in a thread; ``peak_mb``."""
+    """Samples the resident set size of a process and its children (the worker's audit verifier runs
+    in one) every ``interval`` seconds in a thread; ``peak_mb``."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         self.process = psutil.Process(pid)
@@ -127,9 +128,15 @@ class PeakRss:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
+                rss = self.process.memory_info().rss
             except psutil.Error:
                 return
+            for child in self.process.children(recursive=True):
+                try:
+                    rss += child.memory_info().rss
+                except psutil.Error:
+                    pass  # it ended between the listing and the reading
+            self.peak = max(self.peak, rss)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakRss:
