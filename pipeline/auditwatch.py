@@ -1,17 +1,17 @@
 """The worker's periodic verification of its audit chain partitions (pipeline/audittail.py),
 reading ``R.audit`` from the broker and counting what it finds in ``residency_audit_verify_failures``.
 
-The hash and signature checks run in a child process: in a thread they held the GIL for hundreds of
-milliseconds per run and the event loop waited behind it (ingress-to-cleared p99 went from ~0.4 s to
-~1.4 s in `residency bench`). The child gets the records and the partition's cursor and sends back the
-result and the moved cursor.
+Reading the records and checking hashes and signatures run in a child process
+(pipeline/auditchild.py): in a thread the checks held the GIL for hundreds of milliseconds per run and
+the event loop waited behind them (ingress-to-cleared p99 went from ~0.4 s to ~1.4 s in `residency
+bench`), and reading ten thousand records per partition on the loop spiked it too. The child gets the
+range to read and the partition's cursor, and sends back the result and the moved cursor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import logging
 import multiprocessing
 from collections.abc import Iterable
@@ -21,7 +21,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pipeline.audit import Finding, load_public_keys
-from pipeline.audittail import Record, TailCursor, TailResult, TailState, check_tail, plan_read, truncation
+from pipeline.auditchild import read_and_check
+from pipeline.audittail import TailState, plan_read, truncation
 from pipeline.context import FleetContext
 from pipeline.metrics import Metrics
 
@@ -39,29 +40,6 @@ def trusted_pems(own_public_pem: str, extra_pems: str | None) -> tuple[str, ...]
 
 def trusted_keys(own_public_pem: str, extra_pems: str | None) -> dict[str, Ed25519PublicKey]:
     return load_public_keys(list(trusted_pems(own_public_pem, extra_pems)))
-
-
-@functools.lru_cache(maxsize=4)
-def _keys(pems: tuple[str, ...]) -> dict[str, Ed25519PublicKey]:
-    return load_public_keys(list(pems))
-
-
-def _check_in_child(cursor: TailCursor, partition: int, records: list[Record], begin: int,
-                    pems: tuple[str, ...], topic: str) -> tuple[TailResult, TailCursor]:
-    """:func:`check_tail` in the verifier process; the cursor it moved goes back to the worker."""
-    result = check_tail(cursor, partition, records, begin=begin, keys=_keys(pems), topic=topic)
-    return result, cursor
-
-
-async def read_range(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, stop: int) -> list[Record]:
-    """The records of ``tp`` with offsets in ``[start, stop)``, in offset order."""
-    consumer.seek(tp, start)
-    records: list[Record] = []
-    while await consumer.position(tp) < stop:
-        for msg in (await consumer.getmany(tp, timeout_ms=1000, max_records=5000)).get(tp, []):
-            if msg.offset < stop:
-                records.append((msg.offset, msg.value))
-    return records
 
 
 class AuditWatch:
@@ -84,9 +62,7 @@ class AuditWatch:
             return []
         findings: list[Finding] = []
         try:
-            consumer = await self._consumer()
-            if set(consumer.assignment()) != set(tps):
-                consumer.assign(tps)
+            consumer = await self._consumer()  # offsets only: nothing assigned, so nothing prefetched here
             begins = await consumer.beginning_offsets(tps)
             ends = await consumer.end_offsets(tps)
             for tp in tps:
@@ -140,9 +116,9 @@ class AuditWatch:
             log.warning("audit tail verification fell behind: skipped entries (run `residency audit verify` "
                         "for a complete check)", extra={"topic": self.topic, "partition": tp.partition,
                                                         "entries": plan.skipped})
-        records = await read_range(consumer, tp, plan.start, plan.stop)
         result, moved = await asyncio.get_running_loop().run_in_executor(
-            self._verifier(), _check_in_child, cursor, tp.partition, records, begin, self.pems, self.topic)
+            self._verifier(), read_and_check, self.bootstrap, self.topic, tp.partition, plan.start, plan.stop,
+            cursor, begin, self.pems)
         self.state.cursors[tp.partition] = moved
         self.metrics.audit_verified_entries.inc(result.verified)
         if result.finding is not None:
