@@ -43,7 +43,7 @@ datasets:
 @pytest.fixture(scope="module")
 def secured_broker(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     port, sasl_port, controller = free_ports(3)
-    kafka = LocalKafka(tmp_path_factory.mktemp("secured"), port, controller, heap="256m", report=lambda _: None,
+    kafka = LocalKafka(tmp_path_factory.mktemp("secured"), port, controller, heap="512m", report=lambda _: None,
                        properties=secured_properties(port, sasl_port, controller, USERS, rack=RACK))
     kafka.start(die_with_parent=True)
     try:

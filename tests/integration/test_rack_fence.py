@@ -42,11 +42,12 @@ datasets:
 def two_racks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalKafka, LocalKafka]]:
     """Node 1 running in the allowed rack; node 2 (same cluster, disallowed rack) built but not started."""
     port, controller, port2, unused = free_ports(4)
+    # 512 MB: at 256 MB a node ran out of heap at start-up once (the log cleaner takes 128 MB)
     quiet = lambda _: None  # noqa: E731
-    first = LocalKafka(tmp_path_factory.mktemp("rack-1"), port, controller, heap="256m", report=quiet,
+    first = LocalKafka(tmp_path_factory.mktemp("rack-1"), port, controller, heap="512m", report=quiet,
                        properties={"broker.rack": ALLOWED})
     first.start(die_with_parent=True)
-    second = LocalKafka(tmp_path_factory.mktemp("rack-2"), port2, unused, heap="256m", report=quiet,
+    second = LocalKafka(tmp_path_factory.mktemp("rack-2"), port2, unused, heap="512m", report=quiet,
                         properties=joining_broker_properties(2, port2, controller, rack=DISALLOWED),
                         cluster_id=first.cluster_id())
     try:
