@@ -18,7 +18,6 @@ from collections.abc import Iterable
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pipeline.audit import Finding, load_public_keys
 from pipeline.auditchild import read_and_check
@@ -36,10 +35,6 @@ def trusted_pems(own_public_pem: str, extra_pems: str | None) -> tuple[str, ...]
     if extra_pems:
         pems += [chunk.strip() + "\n" + _PEM_END + "\n" for chunk in extra_pems.split(_PEM_END) if chunk.strip()]
     return tuple(pems)
-
-
-def trusted_keys(own_public_pem: str, extra_pems: str | None) -> dict[str, Ed25519PublicKey]:
-    return load_public_keys(list(trusted_pems(own_public_pem, extra_pems)))
 
 
 class AuditWatch:

@@ -11,32 +11,22 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.effects import TP, Emitted
 from pipeline.outputs import Output, now_iso, outputs_for, screen_fragment
 from pipeline.plan import DatasetPlan
 from pipeline.screen import screen
 from pipeline.sender import send_all
+from pipeline.topics import key_partition
 from schemas.decision import Decision, Outcome, RawRecord
-
-_partitioner = DefaultPartitioner()
-
 
 def partition_for(output: Output, event_id: str, partitions: int) -> int:
     """The partition the default Kafka partitioner picks for the key (the event id when keyless)."""
-    key = output.key if output.key is not None else event_id.encode()
-    every = list(range(partitions))
-    return _partitioner(key, every, every)
+    return key_partition(output.key if output.key is not None else event_id.encode(), partitions)
 
 
 class FenceClosed(Exception):  # noqa: N818 - a state, not an error
     """The rack fence closed while a batch was being screened; it is fetched again once it opens."""
-
-
-def _partition_of_id(event_id: str, partitions: int) -> int:
-    every = list(range(partitions))
-    return _partitioner(event_id.encode(), every, every)
 
 
 def committed_offsets(ctx: Any) -> dict[TP, int]:
@@ -118,7 +108,7 @@ async def screen_batch(ctx: Any, plan: DatasetPlan, raw: list[RawRecord]) -> Non
         extra = [(outputs[j], coords[j].partition, coords[j].offset) for j in more]
         fragment = screen_fragment(d, r, plan, outputs[first], coords[first].partition, coords[first].offset,
                                    received_at, extra)
-        by_partition.setdefault(_partition_of_id(d.event_id, provenance_partitions), []).append(fragment)
+        by_partition.setdefault(key_partition(d.event_id.encode(), provenance_partitions), []).append(fragment)
     parts = sorted(by_partition)
     await send_all(ctx.producer, [Output(ctx.topics.provenance, None, orjson.dumps(by_partition[p]), []) for p in parts],
                    parts)

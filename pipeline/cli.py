@@ -28,11 +28,7 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings, imported la
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_policy(args.file)
-    except PolicyError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    loaded = load_policy(args.file)
     policy = loaded.policy
     print(f"{args.file}: OK")
     print(f"region: {policy.region}; datasets: {', '.join(sorted(policy.datasets))}")
@@ -54,11 +50,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     from pipeline.topics import topic_specs
 
     settings = _settings(args)
-    try:
-        loaded = load_policy(args.policy)
-    except PolicyError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    loaded = load_policy(args.policy)
     specs = topic_specs(loaded.policy)
     if args.action == "check":
         problems = asyncio.run(check_topics(settings.bootstrap_servers, specs))
@@ -123,11 +115,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_mask(args: argparse.Namespace) -> int:
     from pipeline.offline import mask_stream
 
-    try:
-        loaded = load_policy(args.policy)
-    except PolicyError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    loaded = load_policy(args.policy)
     source = sys.stdin.buffer if args.input in (None, "-") else open(args.input, "rb")  # noqa: SIM115
     with source:
         return mask_stream(loaded, _settings(args).key_ring(), args.dataset, source, sys.stdout.buffer)
@@ -256,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
+    except PolicyError as exc:  # every command that reads a policy: the message names file and path
+        print(exc, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

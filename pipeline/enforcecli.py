@@ -9,17 +9,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from pipeline.policy import PolicyError, load_policy
+from pipeline.policy import load_policy
 
 
 def cmd_acls(args: argparse.Namespace) -> int:
     from pipeline.acls import UnmappedGroupError, kafka_acls_commands, policy_acls, render_strimzi, strimzi_users
 
-    try:
-        loaded = load_policy(args.policy)
-    except PolicyError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    loaded = load_policy(args.policy)
     try:
         acls = policy_acls(loaded.policy, os.environ.get("RESIDENCY_APP_ID") or None)
     except UnmappedGroupError as exc:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 from faust.transport import consumer as faust_consumer
@@ -94,14 +93,13 @@ def hole(committed: int | None, previous: int | None, offset: int, after_seek: b
     return (start, offset) if start < offset else None
 
 
-def new_offset(committed: int | None, acked: list[int], gaps: Iterable[tuple[int, int]]) -> tuple[int | None, int]:
+def new_offset(committed: int | None, acked: list[int]) -> tuple[int | None, int]:
     """The offset to commit (or ``None``) and how many leading entries of sorted ``acked`` it covers.
 
     ``acked`` must already hold the gap offsets up to its maximum (as Faust merges them). The run
     must start exactly at ``committed`` when there is one: anything else means a message at the
     head is still in flight.
     """
-    del gaps  # merged by the caller, kept in the signature for readers of Faust's version
     if not acked:
         return None, 0
     if committed is not None and acked[0] != committed:
@@ -127,7 +125,7 @@ def _new_offset(self: Any, tp: Any) -> int | None:
             self._acked_index[tp].update(extra)
     # sorted, unique, nothing below the committed offset (a gap can repeat an acked offset)
     acked[:] = sorted({o for o in acked if o >= floor})
-    offset, used = new_offset(committed, acked, ())
+    offset, used = new_offset(committed, acked)
     if offset is None:
         return None
     del acked[:used]

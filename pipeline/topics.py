@@ -7,9 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aiokafka.partitioner import DefaultPartitioner
+
 from schemas.policy import Policy
 
 COMPACT = {"cleanup.policy": "compact"}
+_partitioner = DefaultPartitioner()
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key`` among ``partitions``; an event id's
+    partition of ``R.provenance`` (and of the provenance table) is ``key_partition(event_id.encode(), n)``."""
+    every = list(range(partitions))
+    return _partitioner(key, every, every)
 
 
 def app_id(region: str) -> str:

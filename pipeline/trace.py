@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.provenance import fold, fragments_of
-from pipeline.topics import RegionTopics
+from pipeline.topics import RegionTopics, key_partition
 from schemas.policy import Policy
 
 
 async def read_provenance(bootstrap: str, policy: Policy, event_id: str) -> dict | None:
     """Fold every fragment of ``event_id`` from its partition of ``R.provenance``."""
     topic = RegionTopics(policy.region).provenance
-    key = event_id.encode()
-    partitions = list(range(policy.topology.audit_partitions))
-    tp = TopicPartition(topic, DefaultPartitioner()(key, partitions, partitions))
+    tp = TopicPartition(topic, key_partition(event_id.encode(), policy.topology.audit_partitions))
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()

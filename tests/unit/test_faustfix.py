@@ -34,17 +34,17 @@ def test_without_a_previous_message_there_is_no_hole():
 
 def test_a_commit_needs_the_run_to_start_at_the_committed_offset():
     # Faust allowed one offset of slack here (upstream #606): 2585 still in flight was skipped
-    assert new_offset(2585, [2586, 2587, 2588, 2589], ()) == (None, 0)
-    assert new_offset(2585, [2585, 2586, 2587], ()) == (2588, 3)
+    assert new_offset(2585, [2586, 2587, 2588, 2589]) == (None, 0)
+    assert new_offset(2585, [2585, 2586, 2587]) == (2588, 3)
 
 
 def test_a_commit_stops_at_the_first_missing_offset():
-    assert new_offset(5, [5, 6, 7, 9, 10], ()) == (8, 3)
+    assert new_offset(5, [5, 6, 7, 9, 10]) == (8, 3)
 
 
 def test_without_a_committed_offset_the_first_run_counts():
-    assert new_offset(None, [3, 4, 5], ()) == (6, 3)
-    assert new_offset(None, [], ()) == (None, 0)
+    assert new_offset(None, [3, 4, 5]) == (6, 3)
+    assert new_offset(None, []) == (None, 0)
 
 
 def test_reading_an_unknown_partition_is_not_a_seek():
