@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import faust
 
+from pipeline import faustfix
 from pipeline.health import Health
 from pipeline.metrics import Metrics
 from pipeline.plan import DatasetPlan
@@ -60,13 +61,15 @@ class FleetContext:
     async def crash_on_error(self, agent: str) -> AsyncIterator[None]:
         """An agent failed: stop the worker rather than let one agent die while the rest run on.
 
-        Nothing of the failed batch was acknowledged, so a restarted worker processes it again.
+        Faust acknowledges a failed agent's messages all the same (pipeline.faustfix, defect 6), so
+        the worker commits nothing more from here on: a restarted worker processes them again.
         """
         try:
             yield
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            faustfix.stop_commits(self.app.consumer)
             log.error("agent %s failed (%s); stopping the worker", agent, type(exc).__name__)
             await self.app.crash(exc)
             raise

@@ -25,15 +25,40 @@ left to the seek's own fetch; a message is dropped only when it is below the com
 already acknowledged; and a commit needs the acknowledged run to start exactly at the committed
 offset. Agents downstream are idempotent, so a message delivered twice costs time, never
 correctness. The pure parts are functions here and tested in tests/unit/test_faustfix.py.
+
+4. **The producer is idempotent only inside transactions.** A send whose acknowledgement a
+   restarting broker lost is retried by aiokafka and appended twice (the broker-restart fault test
+   found an event id twice on ``R.held``). Every producer of the worker enables idempotence.
+5. **"Seek to committed" did not seek a partition with nothing committed** (or committed 0): aiokafka
+   skips those, so the fetcher went on from where it was while Faust's read offsets said "seeked"
+   and the fetch loop rightly discarded the messages in hand as fetched before the seek. Nothing
+   fetched them again, later acknowledgements were committed past them, and their provenance was
+   lost (the crash fault test, under load: Faust seeks to committed when recovery ends and whenever
+   it fetches with flow stopped, both early in a fresh group's life). Such partitions are now sought
+   to their beginning, as ``auto_offset_reset=earliest`` would place a fresh group.
+6. **A failed agent's messages are acknowledged anyway**: Faust acknowledges the message (or the
+   ``take`` buffer) in a ``finally`` when the agent's body raises, and commits acknowledged offsets
+   while the worker shuts down, so the failed batch would be committed unprocessed.
+   :func:`stop_commits` is called before an agent crashes the worker; the restarted worker
+   processes the batch again from the last commit.
+7. **A seek is marked after it happened.** The consumer thread seeks, then Faust bumps the read
+   offsets; records the seek itself fetched in between look "fetched before the seek" and are put
+   aside with nothing to fetch them again, and the next record after them looked like the end of a
+   hole. :class:`Owed` remembers what was put aside; the loop seeks back to it before handling
+   anything after it (the crash fault test lost provenance records this way under load). And as
+   a last line of defence, a committed offset whose message is not acknowledged while later ones
+   are is fetched again after ``STUCK_S`` (:func:`stuck_head`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport import consumer as faust_consumer
 from faust.utils.functional import consecutive_numbers
 
@@ -76,6 +101,45 @@ class ReadOffsets(defaultdict):
     def advance(self, tp: Any, offset: int) -> None:
         """The fetch loop read ``offset`` (not a seek)."""
         super().__setitem__(tp, offset)
+
+
+class Owed(dict):
+    """Per partition, the lowest offset the fetch loop put aside unprocessed and no fetch has
+    delivered again since.
+
+    Faust marks a seek in its read offsets only after the consumer thread has sought, so the seek's
+    own first records can arrive looking as if they were fetched before it and be put aside, with
+    nothing left to fetch them again (the crash fault test lost provenance records this way, then
+    took the missing offsets for a hole and committed past them). An owed offset must be delivered
+    again, or be committed or acknowledged meanwhile, before anything after it is handled; if the
+    fetch has gone past it, the loop seeks back to it.
+    """
+
+    def put_aside(self, tp: Any, offset: int) -> None:
+        self[tp] = min(self.get(tp, offset), offset)
+
+    def due(self, tp: Any, offset: int, accounted: Any) -> int | None:
+        """The offset to seek back to before the message at ``offset`` may be handled, or ``None``.
+
+        ``accounted(o)``: offset ``o`` is committed or acknowledged (needs no delivery).
+        """
+        owed = self.get(tp)
+        if owed is None or offset < owed:
+            return None
+        if offset == owed or accounted(owed):
+            del self[tp]
+            return None
+        return owed
+
+
+async def _seek_back(consumer: Any, owed: Owed, tp: Any, offset: int) -> None:
+    log.info("fetch went past unprocessed offset %d of %s[%d]; seeking back", offset, tp.topic, tp.partition)
+    try:
+        await consumer.seek(tp, offset)
+    except Exception as exc:  # noqa: BLE001 - no longer assigned: its next owner starts from the commit
+        log.info("seek back on %s[%d] failed (%s); its next owner reads from the commit",
+                 tp.topic, tp.partition, type(exc).__name__)
+        owed.pop(tp, None)
 
 
 def hole(committed: int | None, previous: int | None, offset: int, after_seek: bool) -> tuple[int, int] | None:
@@ -127,10 +191,49 @@ def _new_offset(self: Any, tp: Any) -> int | None:
     acked[:] = sorted({o for o in acked if o >= floor})
     offset, used = new_offset(committed, acked)
     if offset is None:
+        _watch_head(self, tp, committed, acked)
         return None
     del acked[:used]
     self._acked_index[tp].difference_update(range(offset - used, offset))
     return offset
+
+
+clock = time.monotonic
+STUCK_S = 5.0  # a missing head of the acknowledged run this long, not in flight: fetch it again
+
+
+def stuck_head(committed: int | None, acked: list[int]) -> bool:
+    """Later offsets are acknowledged but not the committed one.
+
+    Every agent here runs one instance and handles a partition in order, so a later offset
+    acknowledged before the committed one means the committed one never reached the agent (put
+    aside, or taken out of an agent's queue by a rebalance) unless it is being handled right now.
+    """
+    return committed is not None and bool(acked) and acked[0] > committed
+
+
+def _watch_head(self: Any, tp: Any, committed: int | None, acked: list[int]) -> None:
+    """Last line of defence for at-least-once: if the message at the committed offset was lost on
+    its way to the agents, commits stop there for good while later messages are acknowledged.
+    After ``STUCK_S`` seconds of that, seek back to the committed offset (an agent still handling
+    it gets it twice, which every agent here tolerates); what was acknowledged meanwhile is skipped."""
+    watched = self.__dict__.setdefault("_residency_heads", {})
+    if not stuck_head(committed, acked):
+        watched.pop(tp, None)
+        return
+    now = clock()
+    head, since = watched.get(tp, (None, now))
+    if head != committed:
+        watched[tp] = (committed, now)
+        return
+    if now - since < STUCK_S:
+        return
+    watched[tp] = (committed, now)  # at most one seek per interval
+    log.warning("offset %d of %s[%d] never reached an agent (%d later ones did); fetching again from it",
+                committed, tp.topic, tp.partition, len(acked))
+    task = asyncio.ensure_future(_seek_back(self, Owed(), tp, committed))
+    self.__dict__.setdefault("_residency_tasks", set()).add(task)
+    task.add_done_callback(self._residency_tasks.discard)
 
 
 async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
@@ -160,6 +263,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
     commit_every = self._commit_every
     acks_enabled_for = self.app.topics.acks_enabled_for
     seen_epoch: dict[Any, int] = {}  # the seek epoch of each partition's last message here
+    owed = Owed()
     num_since_yield = 0
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
@@ -177,16 +281,28 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                     await asyncio.sleep(0)
                     num_since_yield = 0
                 epoch = read.epoch[tp]
-                if epoch != fetched_at.get(tp, 0):
-                    continue  # fetched before a seek: the seek fetches it again if it is still due
                 offset = message.offset
                 committed = self._committed_offset[tp]
-                if (committed is not None and offset < committed) or offset in self._acked_index[tp]:
+                acked_index = self._acked_index[tp]
+
+                def accounted(o: int, committed: int | None = committed, acked_index: Any = acked_index) -> bool:
+                    return (committed is not None and o < committed) or o in acked_index
+
+                if epoch != fetched_at.get(tp, 0):
+                    if not accounted(offset):  # fetched before a seek: the seek should fetch it again
+                        owed.put_aside(tp, offset)
+                    continue
+                back = owed.due(tp, offset, accounted)
+                if back is not None:  # the seek went past messages put aside: fetch them for real
+                    await _seek_back(self, owed, tp, back)
+                    continue
+                if accounted(offset):
                     continue  # committed or processed already
                 after_seek = seen_epoch.get(tp) != epoch
                 previous = read[tp]
                 if previous is not None and not after_seek and offset <= previous:
-                    continue  # this sequence delivered it already
+                    owed.put_aside(tp, offset)  # a repeat in one sequence: a seek this loop did not see
+                    continue
                 if acks_enabled_for(message.topic):
                     gap = hole(committed, previous, offset, after_seek)
                     if gap is not None:
@@ -224,12 +340,57 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     self._read_offset = ReadOffsets(self._read_offset)
 
 
+def unpositioned(committed: dict[Any, int | None]) -> list[Any]:
+    """Partitions ``seek_to_committed`` left where they were (aiokafka seeks only offsets > 0)."""
+    return [tp for tp, offset in committed.items() if not offset]
+
+
+async def _perform_seek(self: Any) -> None:
+    """Faust's ``perform_seek``, which also positions partitions that have nothing committed."""
+    committed = await self.seek_to_committed()
+    fresh = unpositioned(committed)
+    if fresh:  # the consumer thread's call (Faust's consumer itself has none)
+        await self._thread.seek_to_beginning(*fresh)
+    self._read_offset.update({tp: offset if offset is not None and offset >= 0 else None
+                              for tp, offset in committed.items()})
+    self._committed_offset.update({faust_consumer.ensure_TP(tp): offset or None
+                                   for tp, offset in committed.items() if offset is not None})
+
+
+def _producer_settings_extra(self: Any) -> dict[str, Any]:
+    """Every producer of the worker is idempotent, in a transaction or not.
+
+    Faust asks for ``enable_idempotence`` only inside transactions. Without it, a request whose
+    acknowledgement is lost (a broker restarting mid-request) is retried by aiokafka and the broker
+    appends the batch twice: an event id twice on ``R.held`` or a cleared topic. With it the broker
+    drops the retried batch by its producer id and sequence number (idempotence needs acks=all).
+    """
+    return {"acks": "all", "enable_idempotence": True}
+
+
+_original_commit = faust_consumer.Consumer.commit
+
+
+async def _commit(self: Any, *args: Any, **kwargs: Any) -> bool:
+    if getattr(self, "_residency_commits_stopped", False):
+        return False
+    return await _original_commit(self, *args, **kwargs)
+
+
+def stop_commits(consumer: Any) -> None:
+    """Commit nothing more: an agent failed and its messages were acknowledged unprocessed."""
+    consumer._residency_commits_stopped = True
+
+
 def install() -> None:
-    """Patch Faust's consumer (idempotent); call before the app's consumer is created."""
+    """Patch Faust's consumer and producer (idempotent); call before the app's clients are created."""
+    faust_aiokafka.Producer._settings_extra = _producer_settings_extra
     cls = faust_consumer.Consumer
     if getattr(cls, "_residency_fixed", False):
         return
     cls.__init__ = _init
+    cls.perform_seek = _perform_seek
+    cls.commit = _commit
     cls._new_offset = _new_offset
     cls._add_gap = _add_gap
     cls._drain_messages = _drain_messages

@@ -29,7 +29,7 @@ from pipeline.harness import collect, outcome_topics, produce, read_topic
 from pipeline.kafka.probe import free_port
 from pipeline.policy import LoadedPolicy, load_policy
 from pipeline.runner import WorkerProcess
-from pipeline.topics import RegionTopics, topic_specs
+from pipeline.topics import RegionTopics, app_id, topic_specs
 from tests.policies import example_policy_text
 from tests.waiting import Deadline, wait_for as wait_until  # noqa: F401 - the fault tests import both from here
 
@@ -185,6 +185,7 @@ class Check:
     duplicates: list[tuple[str, str, int]] = field(default_factory=list)  # (event id, outcome, copies)
     wrong: Counter = field(default_factory=Counter)  # (expected, got) for events with one outcome
     without_provenance: list[str] = field(default_factory=list)
+    diagnosis: str = ""  # where the provenance of events without it stopped, when there are any
 
     @property
     def ok(self) -> bool:
@@ -194,7 +195,8 @@ class Check:
         return (f"{self.events} events: {len(self.missing)} lost, {len(self.duplicates)} duplicated, "
                 f"{len(self.several)} with several outcomes, {sum(self.wrong.values())} with an unexpected "
                 f"outcome {dict(self.wrong) if self.wrong else ''}, {len(self.without_provenance)} without "
-                f"provenance; e.g. {(self.missing + [d[0] for d in self.duplicates] + self.without_provenance)[:3]}")
+                f"provenance; e.g. {(self.missing + [d[0] for d in self.duplicates] + self.without_provenance)[:3]}"
+                + (f"; {self.diagnosis}" if self.diagnosis else ""))
 
 
 def check_events(bootstrap: str, loaded: LoadedPolicy, events: list[GeneratedEvent] | dict[str, str],
@@ -224,7 +226,35 @@ def check_events(bootstrap: str, loaded: LoadedPolicy, events: list[GeneratedEve
     except Deadline:
         keys = {m.key.decode() for m in asyncio.run(read_topic(bootstrap, changelog))}
         check.without_provenance = sorted(ids - keys)
+        check.diagnosis = asyncio.run(provenance_diagnosis(bootstrap, loaded, set(check.without_provenance)))
     return check
+
+
+async def provenance_diagnosis(bootstrap: str, loaded: LoadedPolicy, without: set[str]) -> str:
+    """Where the provenance of ``without`` stopped: on ``R.provenance`` or not, and whether the
+    record agent's group committed past the records that carry it (folded, or skipped unseen)."""
+    names = RegionTopics(loaded.policy.region)
+    carriers: dict[int, list[int]] = {}
+    for msg in await read_topic(bootstrap, names.provenance):
+        try:
+            ids = {f.get("event_id") for f in json.loads(msg.value)}
+        except (ValueError, AttributeError):
+            continue
+        if ids & without:
+            carriers.setdefault(msg.partition, []).append(msg.offset)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=app_id(loaded.policy.region),
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(names.provenance, p) for p in range(loaded.policy.topology.audit_partitions)]
+        ends = await consumer.end_offsets(tps)
+        committed = {tp.partition: await consumer.committed(tp) for tp in tps}
+    finally:
+        await consumer.stop()
+    where = {p: (min(o), max(o), len(o)) for p, o in sorted(carriers.items())}
+    return (f"records carrying them on {names.provenance} (partition: first, last, count) {where}; "
+            f"the record agent's committed offsets {committed}, end offsets "
+            f"{ {tp.partition: o for tp, o in ends.items()} }")
 
 
 # --- producing while faults happen --------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import faust.transport.consumer as faust_consumer
+from aiokafka import TopicPartition
 from intervaltree import IntervalTree
 
 from pipeline import faustfix
@@ -104,3 +107,126 @@ def test_install_patches_faust_once():
     assert cls._new_offset is faustfix._new_offset
     assert cls._add_gap is faustfix._add_gap
     assert cls._drain_messages is faustfix._drain_messages
+    assert cls.perform_seek is faustfix._perform_seek
+    # the seek goes through the consumer thread, as Faust's own seeks do
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    assert callable(AIOKafkaConsumerThread.seek_to_beginning)
+
+
+def test_every_producer_of_the_worker_is_idempotent():
+    # a retried send after a lost acknowledgement must not append the batch twice
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    faustfix.install()
+    extra = faust_aiokafka.Producer._settings_extra(object())
+    assert extra == {"acks": "all", "enable_idempotence": True}
+
+
+def test_perform_seek_positions_partitions_with_nothing_committed():
+    # aiokafka's seek_to_committed leaves them where they are; the fetch loop then discards the
+    # messages in hand as "fetched before the seek", and nothing would fetch them again
+    fresh, zero, going = (TopicPartition("t", p) for p in range(3))
+
+    class FakeConsumer:
+        def __init__(self) -> None:
+            self._read_offset = ReadOffsets()
+            self._committed_offset: dict = {}
+            self.to_beginning: list = []
+            self._thread = self
+
+        async def seek_to_committed(self) -> dict:
+            return {fresh: None, zero: 0, going: 7}
+
+        async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+            self.to_beginning.extend(tps)
+
+    consumer = FakeConsumer()
+    asyncio.run(faustfix._perform_seek(consumer))
+    assert consumer.to_beginning == [fresh, zero]
+    assert dict(consumer._read_offset) == {fresh: None, zero: 0, going: 7}
+    assert consumer._committed_offset == {("t", 1): None, ("t", 2): 7}
+    assert all(consumer._read_offset.epoch[tp] == 1 for tp in (fresh, zero, going))  # each one a seek
+
+
+def test_after_stop_commits_the_consumer_commits_nothing():
+    # a failed agent's messages are acknowledged by Faust on the way out; committing them would
+    # skip them for good
+    faustfix.install()
+    calls = []
+
+    class Stopped:
+        _residency_commits_stopped = True
+
+    async def original(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        calls.append(args)
+        return True
+
+    saved, faustfix._original_commit = faustfix._original_commit, original
+    try:
+        assert asyncio.run(faustfix._commit(Stopped())) is False
+        consumer = type("Running", (), {})()
+        assert asyncio.run(faustfix._commit(consumer)) is True
+        faustfix.stop_commits(consumer)
+        assert asyncio.run(faustfix._commit(consumer)) is False
+        assert len(calls) == 1
+    finally:
+        faustfix._original_commit = saved
+    assert faust_consumer.Consumer.commit is faustfix._commit
+
+
+def test_an_offset_put_aside_must_come_back_before_anything_after_it():
+    owed = faustfix.Owed()
+    nothing_done = lambda o: False  # noqa: E731
+    owed.put_aside("tp", 22)
+    owed.put_aside("tp", 21)  # the lowest one counts
+    assert owed.due("tp", 19, nothing_done) is None  # a refetch from below: it will get there
+    assert owed.due("tp", 23, nothing_done) == 21  # went past it: seek back to 21
+    assert owed.due("tp", 21, nothing_done) is None  # delivered again
+    assert "tp" not in owed
+    assert owed.due("tp", 40, nothing_done) is None
+
+
+def test_an_offset_put_aside_is_not_owed_once_committed_or_acknowledged():
+    owed = faustfix.Owed()
+    owed.put_aside("tp", 5)
+    assert owed.due("tp", 9, lambda o: o < 7) is None  # committed meanwhile (another owner did it)
+    assert "tp" not in owed
+    owed.put_aside("tp", 5)
+    assert owed.due("tp", 6, lambda o: o == 5) is None  # processed and acknowledged meanwhile
+    assert "tp" not in owed
+    owed.put_aside("other", 3)
+    assert owed.due("tp", 100, lambda o: False) is None  # per partition
+
+
+def test_a_head_that_never_reached_an_agent_is_fetched_again():
+    assert faustfix.stuck_head(17, [18, 19])
+    assert not faustfix.stuck_head(17, [17, 18])  # committable
+    assert not faustfix.stuck_head(None, [3])  # nothing committed yet
+    assert not faustfix.stuck_head(17, [])
+
+
+def test_the_watchdog_seeks_back_only_after_the_head_stayed_missing(monkeypatch):
+    seeks = []
+
+    class FakeConsumer:
+        async def seek(self, tp, offset):  # noqa: ANN001, ANN201
+            seeks.append((tp, offset))
+
+    tp = TopicPartition("t", 0)
+    clock = [100.0]
+    monkeypatch.setattr(faustfix, "clock", lambda: clock[0])
+
+    async def run() -> None:
+        consumer = FakeConsumer()
+        faustfix._watch_head(consumer, tp, 17, [18])
+        clock[0] += faustfix.STUCK_S - 1
+        faustfix._watch_head(consumer, tp, 17, [18, 19])
+        await asyncio.sleep(0)
+        assert seeks == []
+        clock[0] += 2
+        faustfix._watch_head(consumer, tp, 17, [18, 19])
+        await asyncio.sleep(0.01)
+        assert seeks == [(tp, 17)]
+
+    asyncio.run(run())
