@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.audit import ChainWriter, Signer
+from pipeline.audit.entry import format_at
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,10 @@ class AuditAppender:
             by_partition.setdefault(partition, []).append(fragment)
         async with self._lock:
             now = datetime.now(UTC)
+            at = format_at(now)  # one timestamp text for the batch
             for partition, bodies in by_partition.items():
                 writer = await self._writer(partition)
-                await self._send(partition, [writer.append(body, now) for body in bodies])
+                await self._send(partition, [writer.append(body, at) for body in bodies])
             await self._checkpoint_due(now, by_partition)
 
     async def checkpoint_idle(self) -> None:

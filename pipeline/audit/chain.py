@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pipeline.audit.checkpoint import sign_checkpoint
-from pipeline.audit.entry import AuditEntry, EntryError, Kind, format_at, genesis_hash, parse_at
+from pipeline.audit.entry import AuditEntry, EntryError, Kind, format_at, genesis_hash, parse_at, valid_at
 from pipeline.audit.signing import Signer
 
 __all__ = ["AuditEntry", "ChainResumeError", "ChainWriter", "genesis_hash"]
@@ -35,9 +35,15 @@ class ChainWriter:
             raise ChainResumeError(
                 f"head belongs to {head.topic}[{head.partition}], not {topic}[{partition}]"
             )
+        if not (isinstance(topic, str) and topic and type(partition) is int and partition >= 0):
+            raise ValueError("an audit chain needs a topic name and a partition number >= 0")
         self.topic = topic
         self.partition = partition
         self._head = head
+        self._head_content: dict | None = None  # the last entry appended, until someone asks for it
+        self._seq = -1 if head is None else head.seq
+        self._hash = genesis_hash(topic, partition) if head is None else head.hash
+        self._checked_at = ""  # the last timestamp found valid
         is_checkpoint = head is not None and head.kind == "checkpoint"
         # After a resume from a fragment we do not know how long ago the last checkpoint was,
         # so one is due at once: the new owner signs the head it inherited.
@@ -64,16 +70,18 @@ class ChainWriter:
     @property
     def head(self) -> AuditEntry | None:
         """The last entry appended (or resumed from)."""
+        if self._head_content is not None:
+            self._head, self._head_content = AuditEntry.model_construct(**self._head_content), None
         return self._head
 
     @property
     def next_seq(self) -> int:
-        return 0 if self._head is None else self._head.seq + 1
+        return self._seq + 1
 
     @property
     def head_hash(self) -> str:
         """The hash the next entry links to."""
-        return genesis_hash(self.topic, self.partition) if self._head is None else self._head.hash
+        return self._hash
 
     @property
     def entries_since_checkpoint(self) -> int:
@@ -86,9 +94,9 @@ class ChainWriter:
         """
         if not isinstance(body, dict) or not isinstance(body.get("event_id"), str):
             raise ValueError("a provenance fragment needs a string event_id")
-        entry = self._extend("fragment", body, format_at(at))
+        value = self._extend("fragment", body, format_at(at))
         self._since_checkpoint += 1
-        return entry.to_bytes()
+        return value
 
     def checkpoint(self, signer: Signer, at: datetime | str) -> bytes:
         """Chain a signed checkpoint over every entry so far; returns the record value.
@@ -100,10 +108,10 @@ class ChainWriter:
             signer, topic=self.topic, partition=self.partition, seq=self.next_seq - 1,
             head=self.head_hash, at=text,
         )
-        entry = self._extend("checkpoint", payload.model_dump(), text)
+        value = self._extend("checkpoint", payload.model_dump(), text)
         self._since_checkpoint = 0
         self._last_checkpoint_at = parse_at(text)
-        return entry.to_bytes()
+        return value
 
     def checkpoint_due(self, now: datetime, *, every_entries: int, every_seconds: float) -> bool:
         """Whether a checkpoint should be appended now (N entries or T seconds since the last)."""
@@ -113,10 +121,15 @@ class ChainWriter:
             return True
         return now - self._last_checkpoint_at >= timedelta(seconds=every_seconds)
 
-    def _extend(self, kind: Kind, body: dict, at: str) -> AuditEntry:
-        entry = AuditEntry.build(
+    def _extend(self, kind: Kind, body: dict, at: str) -> bytes:
+        # topic and partition were checked once, seq and prev are the writer's own; the timestamp
+        # is checked once per value (a batch shares one) and the body must be an object
+        checked = type(body) is dict and (at == self._checked_at or valid_at(at))
+        content, value = AuditEntry.build_bytes(
             topic=self.topic, partition=self.partition, seq=self.next_seq,
-            prev=self.head_hash, at=at, kind=kind, body=body,
+            prev=self.head_hash, at=at, kind=kind, body=body, checked=checked,
         )
-        self._head = entry
-        return entry
+        if checked:
+            self._checked_at = at
+        self._head_content, self._seq, self._hash = content, content["seq"], content["hash"]
+        return value

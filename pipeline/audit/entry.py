@@ -13,6 +13,7 @@ change of any byte is either unparseable, non-canonical or a hash mismatch.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -25,6 +26,10 @@ HEX64 = r"^[0-9a-f]{64}$"
 RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 
 Kind = Literal["fragment", "checkpoint"]
+KINDS = ("fragment", "checkpoint")
+FIELDS = frozenset({"v", "topic", "partition", "seq", "prev", "at", "kind", "body", "hash"})
+_HEX64 = re.compile(HEX64)
+_RFC3339_UTC = re.compile(RFC3339_UTC)
 
 
 class EntryError(ValueError):
@@ -99,9 +104,58 @@ class AuditEntry(BaseModel):
         return cls(**content, hash=sha256_hex(canonical(content)))
 
     @classmethod
+    def build_bytes(
+        cls, *, topic: str, partition: int, seq: int, prev: str, at: str, kind: Kind, body: dict,
+        checked: bool = False,
+    ) -> tuple[dict, bytes]:
+        """The content (with ``hash``) and canonical bytes of a new entry: :meth:`build` and
+        :meth:`to_bytes` in one, for the writer's hot path, with the body encoded once and no model.
+
+        The fields are checked as the strict model checks them, unless ``checked`` says the caller
+        did (a :class:`~pipeline.audit.chain.ChainWriter` knows its topic, sequence and hashes)."""
+        content = {
+            "v": FORMAT_VERSION, "topic": topic, "partition": partition, "seq": seq,
+            "prev": prev, "at": at, "kind": kind, "body": body,
+        }
+        if not checked and not _plain(content, with_hash=False):
+            entry = cls.build(topic=topic, partition=partition, seq=seq, prev=prev, at=at, kind=kind, body=body)
+            return entry.model_dump(), entry.to_bytes()  # the model says what is wrong (or accepts it)
+        first = b'{"at":' + orjson.dumps(at) + b',"body":' + canonical(body)
+        rest = (b',"kind":' + orjson.dumps(kind) + b',"partition":' + str(partition).encode()
+                + b',"prev":' + orjson.dumps(prev) + b',"seq":' + str(seq).encode()
+                + b',"topic":' + orjson.dumps(topic) + b',"v":' + str(FORMAT_VERSION).encode() + b"}")
+        digest = sha256_hex(first + rest)  # the canonical encoding without "hash", which sorts after "body"
+        content["hash"] = digest
+        return content, first + b',"hash":"' + digest.encode() + b'"' + rest
+
+    @classmethod
     def from_bytes(cls, value: bytes) -> AuditEntry:
-        """Decode and check one record value; raises :class:`EntryError` (unparseable, modified)."""
+        """Decode and check one record value; raises :class:`EntryError` (unparseable, modified).
+
+        The common case (a well-formed entry) is checked without building the model twice: the
+        fields are checked as the strict model checks them, the bytes against their canonical
+        encoding and the hash; anything else takes the model's path, which names what is wrong.
+        ``tests/unit/test_audit_entry_fast.py`` holds both paths to the same verdicts.
+        """
         raw = _load_object(value)
+        if _plain(raw, with_hash=True) and canonical(raw) == value:
+            # canonical, so "hash" sits between the body and the fields after it: the bytes
+            # without it are the value with that one stretch cut out
+            rest = (b',"kind":' + orjson.dumps(raw["kind"]) + b',"partition":' + str(raw["partition"]).encode()
+                    + b',"prev":' + orjson.dumps(raw["prev"]) + b',"seq":' + str(raw["seq"]).encode()
+                    + b',"topic":' + orjson.dumps(raw["topic"]) + b',"v":' + str(raw["v"]).encode() + b"}")
+            cut = b',"hash":"' + raw["hash"].encode() + b'"' + rest
+            if not value.endswith(cut):  # cannot happen for a canonical value; the model's path decides
+                return cls._from_object(raw, value)
+            if sha256_hex(value[:-len(cut)] + rest) != raw["hash"]:
+                raise EntryError("modified", "hash does not match the entry's content",
+                                 seq=raw["seq"], event_id=_fragment_event_id(raw))
+            return cls.model_construct(**raw)
+        return cls._from_object(raw, value)
+
+    @classmethod
+    def _from_object(cls, raw: dict, value: bytes) -> AuditEntry:
+        """The model's path of :meth:`from_bytes` (strict validation, then canonical bytes, then hash)."""
         try:
             entry = cls.model_validate(raw)
         except ValidationError as exc:
@@ -134,6 +188,37 @@ class AuditEntry(BaseModel):
     @property
     def at_datetime(self) -> datetime:
         return parse_at(self.at)
+
+
+def valid_at(text: str) -> bool:
+    """Whether ``text`` is a timestamp the entry model accepts."""
+    return type(text) is str and _RFC3339_UTC.match(text) is not None and text[-1] != "\n"
+
+
+def _int(value: Any) -> bool:
+    return type(value) is int  # strict: no bool, no float
+
+
+def _plain(raw: dict, with_hash: bool) -> bool:
+    """Whether ``raw`` passes the strict model exactly as it is (no field the model would refuse)."""
+    if raw.keys() != (FIELDS if with_hash else FIELDS - {"hash"}):
+        return False
+    v, topic, partition, seq = raw["v"], raw["topic"], raw["partition"], raw["seq"]
+    prev, at, kind, body = raw["prev"], raw["at"], raw["kind"], raw["body"]
+    return (_int(v) and v == FORMAT_VERSION
+            and type(topic) is str and len(topic) >= 1
+            and _int(partition) and partition >= 0 and _int(seq) and seq >= 0
+            and type(prev) is str and _HEX64.match(prev) is not None and prev[-1] != "\n"
+            and type(at) is str and _RFC3339_UTC.match(at) is not None and at[-1] != "\n"
+            and type(kind) is str and kind in KINDS
+            and type(body) is dict
+            and (not with_hash or (type(raw["hash"]) is str and _HEX64.match(raw["hash"]) is not None
+                                   and raw["hash"][-1] != "\n")))
+
+
+def _fragment_event_id(raw: dict) -> str | None:
+    event_id = raw["body"].get("event_id") if raw["kind"] == "fragment" else None
+    return event_id if isinstance(event_id, str) else None
 
 
 def _load_object(value: bytes) -> dict:
