@@ -103,11 +103,12 @@ async def screen_batch(ctx: Any, plan: DatasetPlan, raw: list[RawRecord]) -> Non
     # id the default partitioner puts there (the table and its lookups are partitioned by event id).
     by_partition: dict[int, list[dict]] = {}
     provenance_partitions = ctx.policy.topology.audit_partitions
+    decided_at = now_iso()
     for i, (d, r) in enumerate(zip(decisions, records, strict=True)):
         first, *more = sent[i]
         extra = [(outputs[j], coords[j].partition, coords[j].offset) for j in more]
         fragment = screen_fragment(d, r, plan, outputs[first], coords[first].partition, coords[first].offset,
-                                   received_at, extra)
+                                   received_at, extra, decided_at)
         by_partition.setdefault(key_partition(d.event_id.encode(), provenance_partitions), []).append(fragment)
     parts = sorted(by_partition)
     await send_all(ctx.producer, [Output(ctx.topics.provenance, None, orjson.dumps(by_partition[p]), []) for p in parts],

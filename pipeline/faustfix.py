@@ -48,6 +48,11 @@ correctness. The pure parts are functions here and tested in tests/unit/test_fau
    anything after it (the crash fault test lost provenance records this way under load). And as
    a last line of defence, a committed offset whose message is not acknowledged while later ones
    are is fetched again after ``STUCK_S`` (:func:`stuck_head`).
+8. **Commits without a committed offset.** Faust forgets the committed offset of a revoked
+   partition; an agent finishing a message it held then acknowledged it, and the commit ran from
+   that message, past the ones the rebalance had cleared from the agents' queues (the rebalance
+   fault test lost provenance records this way). Nothing is committed for a partition until a seek
+   has told its committed offset; a partition with none gets its first offset.
 """
 
 from __future__ import annotations
@@ -161,12 +166,13 @@ def new_offset(committed: int | None, acked: list[int]) -> tuple[int | None, int
     """The offset to commit (or ``None``) and how many leading entries of sorted ``acked`` it covers.
 
     ``acked`` must already hold the gap offsets up to its maximum (as Faust merges them). The run
-    must start exactly at ``committed`` when there is one: anything else means a message at the
-    head is still in flight.
+    must start exactly at ``committed``: anything else means a message at the head is still in
+    flight. Without a committed offset nothing is committed: between a revocation and the seek
+    that follows the next assignment Faust knows none, and a message acknowledged then (an agent
+    finishing what it held) would otherwise commit past every message the rebalance took out of
+    the agents' queues.
     """
-    if not acked:
-        return None, 0
-    if committed is not None and acked[0] != committed:
+    if not acked or committed is None or acked[0] != committed:
         return None, 0
     run = next(consecutive_numbers(acked))
     return run[-1] + 1, len(run)
@@ -346,14 +352,17 @@ def unpositioned(committed: dict[Any, int | None]) -> list[Any]:
 
 
 async def _perform_seek(self: Any) -> None:
-    """Faust's ``perform_seek``, which also positions partitions that have nothing committed."""
+    """Faust's ``perform_seek``, which also positions partitions that have nothing committed and
+    gives each of them its start as the committed offset (commits need one: defect 8)."""
     committed = await self.seek_to_committed()
     fresh = unpositioned(committed)
     if fresh:  # the consumer thread's call (Faust's consumer itself has none)
         await self._thread.seek_to_beginning(*fresh)
+        for tp in fresh:
+            committed[tp] = await self._thread.position(tp)  # the first offset there is to read
     self._read_offset.update({tp: offset if offset is not None and offset >= 0 else None
                               for tp, offset in committed.items()})
-    self._committed_offset.update({faust_consumer.ensure_TP(tp): offset or None
+    self._committed_offset.update({faust_consumer.ensure_TP(tp): offset
                                    for tp, offset in committed.items() if offset is not None})
 
 

@@ -187,13 +187,15 @@ def outputs_for(decision: Decision, record: RawRecord, plan: DatasetPlan) -> lis
 
 def screen_fragment(decision: Decision, record: RawRecord, plan: DatasetPlan, output: Output,
                     partition: int | None, offset: int | None, received_at: str,
-                    more: list[tuple[Output, int | None, int | None]] = ()) -> dict[str, Any]:
+                    more: list[tuple[Output, int | None, int | None]] = (), at: str | None = None) -> dict[str, Any]:
     """The provenance fragment of the screening stage; never holds a payload value.
 
     ``output`` is the one outcome record; ``more`` are the egress profiles' records with their
-    coordinates. ``destinations`` lists every one of them.
+    coordinates. ``destinations`` lists every one of them. ``at``: when the batch was decided
+    (now by default).
     """
-    destinations = [{"topic": o.topic, "partition": p, "offset": off, "sha256": sha256(o.value)}
+    emitted = sha256(output.value)
+    destinations = [{"topic": o.topic, "partition": p, "offset": off, "sha256": emitted if o is output else sha256(o.value)}
                     for o, p, off in [(output, partition, offset), *more]]
     profiles = {e.topic: e for e in decision.egress}
     for dest in destinations[1:]:
@@ -204,7 +206,7 @@ def screen_fragment(decision: Decision, record: RawRecord, plan: DatasetPlan, ou
     return {
         "event_id": decision.event_id,
         "stage": "screen",
-        "at": now_iso(),
+        "at": at or now_iso(),
         "received_at": received_at,
         "region": plan.region,
         "dataset": plan.name,
@@ -219,5 +221,5 @@ def screen_fragment(decision: Decision, record: RawRecord, plan: DatasetPlan, ou
         "destination": {"topic": output.topic, "partition": partition, "offset": offset},
         "destinations": destinations,
         "raw_sha256": sha256(record.value),
-        "emitted_sha256": sha256(output.value),
+        "emitted_sha256": emitted,
     }

@@ -45,9 +45,13 @@ def test_a_commit_stops_at_the_first_missing_offset():
     assert new_offset(5, [5, 6, 7, 9, 10]) == (8, 3)
 
 
-def test_without_a_committed_offset_the_first_run_counts():
-    assert new_offset(None, [3, 4, 5]) == (6, 3)
+def test_without_a_committed_offset_nothing_is_committed():
+    # between a revocation and the next seek Faust knows no committed offset; a message an agent
+    # acknowledged then must not commit past the ones the rebalance took out of the queues
+    assert new_offset(None, [13]) == (None, 0)
+    assert new_offset(None, [3, 4, 5]) == (None, 0)
     assert new_offset(None, []) == (None, 0)
+    assert new_offset(3, [3, 4, 5]) == (6, 3)
 
 
 def test_reading_an_unknown_partition_is_not_a_seek():
@@ -141,11 +145,15 @@ def test_perform_seek_positions_partitions_with_nothing_committed():
         async def seek_to_beginning(self, *tps: TopicPartition) -> None:
             self.to_beginning.extend(tps)
 
+        async def position(self, tp: TopicPartition) -> int:
+            return 4 if tp.partition == 0 else 0  # the log of partition 0 starts at 4 (retention)
+
     consumer = FakeConsumer()
     asyncio.run(faustfix._perform_seek(consumer))
     assert consumer.to_beginning == [fresh, zero]
-    assert dict(consumer._read_offset) == {fresh: None, zero: 0, going: 7}
-    assert consumer._committed_offset == {("t", 1): None, ("t", 2): 7}
+    assert dict(consumer._read_offset) == {fresh: 4, zero: 0, going: 7}
+    # each partition has a committed offset to commit from: its first offset when nothing is committed
+    assert consumer._committed_offset == {("t", 0): 4, ("t", 1): 0, ("t", 2): 7}
     assert all(consumer._read_offset.epoch[tp] == 1 for tp in (fresh, zero, going))  # each one a seek
 
 
