@@ -53,6 +53,10 @@ correctness. The pure parts are functions here and tested in tests/unit/test_fau
    that message, past the ones the rebalance had cleared from the agents' queues (the rebalance
    fault test lost provenance records this way). Nothing is committed for a partition until a seek
    has told its committed offset; a partition with none gets its first offset.
+9. **Skipped messages were acknowledged.** Faust's streams skip a message fetched in an earlier
+   generation of the group, or while flow is stopped, and acknowledge it unprocessed so that lag
+   does not grow; the fetch after the rebalance then took it for done. Those acknowledgements are
+   refused (:func:`stale`), so the message is delivered again.
 """
 
 from __future__ import annotations
@@ -377,6 +381,32 @@ def _producer_settings_extra(self: Any) -> dict[str, Any]:
     return {"acks": "all", "enable_idempotence": True}
 
 
+_original_ack = faust_consumer.Consumer.ack
+
+
+def stale(flow_active: bool, generation: int | None, current: int | None) -> bool:
+    """Whether Faust's streams skip a message unprocessed: flow stopped, or fetched in an earlier
+    generation of the group (``Stream.__aiter__``)."""
+    return not flow_active or (generation is not None and generation != current)
+
+
+def _ack(self: Any, message: Any) -> bool:
+    """Faust's ``Consumer.ack``, refusing the acknowledgement of a message its streams skipped.
+
+    A stream skips a message fetched before a rebalance (or while flow is stopped) and then
+    acknowledges it as if processed; the fetch after the rebalance then takes it for done and it is
+    never processed (defect 9). The message is forgotten instead, so the fetch delivers it again.
+    An agent finishing a message just then is refused too: it is processed twice, which every agent
+    here tolerates.
+    """
+    app = self.app
+    if stale(app.flow_control.is_active(), message.generation_id, app.consumer_generation_id):
+        message.acked = True  # Faust forgets it (and stops waiting for it when it empties streams)
+        self._unacked_messages.discard(message)
+        return False
+    return _original_ack(self, message)
+
+
 _original_commit = faust_consumer.Consumer.commit
 
 
@@ -400,6 +430,7 @@ def install() -> None:
     cls.__init__ = _init
     cls.perform_seek = _perform_seek
     cls.commit = _commit
+    cls.ack = _ack
     cls._new_offset = _new_offset
     cls._add_gap = _add_gap
     cls._drain_messages = _drain_messages

@@ -238,3 +238,38 @@ def test_the_watchdog_seeks_back_only_after_the_head_stayed_missing(monkeypatch)
         assert seeks == [(tp, 17)]
 
     asyncio.run(run())
+
+
+def test_a_message_the_streams_skip_is_not_acknowledged():
+    # Faust's stream skips a message of an earlier generation (or while flow is stopped) and acks it;
+    # the refetch after the rebalance must deliver it again, not find it done
+    assert faustfix.stale(flow_active=False, generation=3, current=3)
+    assert faustfix.stale(flow_active=True, generation=2, current=3)
+    assert not faustfix.stale(flow_active=True, generation=3, current=3)
+    assert not faustfix.stale(flow_active=True, generation=None, current=3)
+
+    class Flow:
+        active = True
+
+        def is_active(self) -> bool:
+            return self.active
+
+    class App:
+        flow_control = Flow()
+        consumer_generation_id = 4
+
+    class Msg:
+        def __init__(self, generation: int) -> None:
+            self.generation_id, self.acked = generation, False
+
+    acked = []
+    saved, faustfix._original_ack = faustfix._original_ack, lambda self, m: acked.append(m) or True
+    try:
+        consumer = type("C", (), {"app": App(), "_unacked_messages": set()})()
+        old, new = Msg(3), Msg(4)
+        consumer._unacked_messages.update({old, new})
+        assert faustfix._ack(consumer, old) is False and old.acked and old not in consumer._unacked_messages
+        assert faustfix._ack(consumer, new) is True and acked == [new]
+    finally:
+        faustfix._original_ack = saved
+    assert faust_consumer.Consumer.ack is faustfix._ack
