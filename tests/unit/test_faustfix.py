@@ -273,3 +273,12 @@ def test_a_message_the_streams_skip_is_not_acknowledged():
     finally:
         faustfix._original_ack = saved
     assert faust_consumer.Consumer.ack is faustfix._ack
+
+
+def test_a_hole_over_records_the_agents_hold_is_no_hole():
+    # delivered 15..19 just before the seek to 15 was marked, then 20 arrives "after the seek"
+    gap = hole(15, 15, 20, after_seek=True)
+    assert gap == (15, 20)
+    assert faustfix.delivered_within(gap, inflight={16, 17, 18, 19}, acked=set())
+    assert faustfix.delivered_within(gap, inflight=set(), acked={15})
+    assert not faustfix.delivered_within(gap, inflight={20, 21}, acked={3})  # a real hole
