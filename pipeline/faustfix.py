@@ -19,9 +19,9 @@ each of them (tests/faults/test_rebalance.py):
    itself could be skipped while it was still in flight (#606).
 
 The fixes: a message is compared only with the previous message *of the same fetch sequence* (a
-seek starts a new sequence: :class:`ReadOffsets` counts seeks per partition); holes are recorded
-only inside one sequence and never include the current message; messages fetched before a seek are
-left to the seek's own fetch; a message is dropped only when it is below the committed offset or
+seek starts a new sequence: :class:`ReadOffsets` counts seeks per partition); holes are no longer
+inferred from the fetch at all (defect 10); messages fetched before a seek are left to the seek's
+own fetch; a message is dropped only when it is below the committed offset or
 already acknowledged; and a commit needs the acknowledged run to start exactly at the committed
 offset. Agents downstream are idempotent, so a message delivered twice costs time, never
 correctness. The pure parts are functions here and tested in tests/unit/test_faustfix.py.
@@ -57,10 +57,14 @@ correctness. The pure parts are functions here and tested in tests/unit/test_fau
    generation of the group, or while flow is stopped, and acknowledge it unprocessed so that lag
    does not grow; the fetch after the rebalance then took it for done. Those acknowledgements are
    refused (:func:`stale`), so the message is delivered again.
-10. **A hole over delivered records.** With defect 7 the seek's first records can be delivered
-    before the seek is marked; the next record then looked like the end of a hole from the seek
-    position, over records the agents still held, and the commit passed them. A hole that holds an
-    offset delivered in this assignment (in flight or acknowledged) is no hole (:func:`delivered_within`).
+10. **Holes inferred from the fetch.** Faust takes offsets skipped between two fetched records
+    for holes (transaction markers, compaction) and counts them acknowledged. With defect 7 the
+    seek's first records can be delivered before the seek is marked, and the next record then
+    seemed to follow a hole over records the agents still held; the commit passed them (the crash
+    fault test lost provenance records this way). The topics Faust reads here are never compacted
+    and never written in transactions, so the fetch loop infers no holes at all: an offset is
+    committed only once an agent acknowledged it. The one real hole, records deleted by retention
+    before they were read, is found by the watchdog of defect 7 from the partition's first offset.
 """
 
 from __future__ import annotations
@@ -155,38 +159,6 @@ async def _seek_back(consumer: Any, owed: Owed, tp: Any, offset: int) -> None:
         owed.pop(tp, None)
 
 
-def in_flight(consumer: Any) -> defaultdict[Any, set[int]]:
-    """Per partition, the offsets the fetch loop handed to the agents that are not acknowledged yet."""
-    return consumer.__dict__.setdefault("_residency_inflight", defaultdict(set))
-
-
-def delivered_within(gap: tuple[int, int], inflight: set[int], acked: set[int]) -> bool:
-    """Whether a would-be hole holds an offset that was delivered: then it is no hole.
-
-    Faust marks a seek after the consumer thread did it (defect 7), so the seek's first records can
-    be delivered while the read offset still says "before the seek"; the next record then seems to
-    follow a hole from the seek position, over records the agents hold (the crash fault test lost
-    provenance records this way: a hole 15-19 over five records delivered just before).
-    """
-    start, end = gap
-    return any(start <= o < end for o in inflight) or any(start <= o < end for o in acked)
-
-
-def hole(committed: int | None, previous: int | None, offset: int, after_seek: bool) -> tuple[int, int] | None:
-    """Offsets ``[start, end)`` the broker holds no record for, before the message at ``offset``.
-
-    ``previous``: the read offset; the last message of this fetch sequence, or, right after a seek,
-    the offset the seek moved to (the next to read). Never includes ``offset``, never anything below
-    ``committed`` (the next offset to commit from).
-    """
-    if previous is None:
-        return None
-    start = previous if after_seek else previous + 1
-    if committed is not None:
-        start = max(start, committed)
-    return (start, offset) if start < offset else None
-
-
 def new_offset(committed: int | None, acked: list[int]) -> tuple[int | None, int]:
     """The offset to commit (or ``None``) and how many leading entries of sorted ``acked`` it covers.
 
@@ -220,9 +192,6 @@ def _new_offset(self: Any, tp: Any) -> int | None:
             self._acked_index[tp].update(extra)
     # sorted, unique, nothing below the committed offset (a gap can repeat an acked offset)
     acked[:] = sorted({o for o in acked if o >= floor})
-    inflight = self.__dict__.get("_residency_inflight")
-    if inflight is not None and committed is not None and inflight.get(tp):
-        inflight[tp] = {o for o in inflight[tp] if o >= committed}  # older ones were dropped or redelivered
     offset, used = new_offset(committed, acked)
     if offset is None:
         _watch_head(self, tp, committed, acked)
@@ -265,9 +234,23 @@ def _watch_head(self: Any, tp: Any, committed: int | None, acked: list[int]) -> 
     watched[tp] = (committed, now)  # at most one seek per interval
     log.warning("offset %d of %s[%d] never reached an agent (%d later ones did); fetching again from it",
                 committed, tp.topic, tp.partition, len(acked))
-    task = asyncio.ensure_future(_seek_back(self, Owed(), tp, committed))
+    task = asyncio.ensure_future(_refetch_head(self, tp, committed))
     self.__dict__.setdefault("_residency_tasks", set()).add(task)
     task.add_done_callback(self._residency_tasks.discard)
+
+
+async def _refetch_head(consumer: Any, tp: Any, committed: int) -> None:
+    """Fetch the stuck head again; offsets retention deleted before they were read are a hole."""
+    try:
+        first = (await consumer.earliest_offsets(tp)).get(tp)
+    except Exception:  # noqa: BLE001 - the seek below still helps
+        first = None
+    if first is not None and first > committed:
+        log.warning("offsets %d-%d of %s[%d] were deleted by retention before they were read",
+                    committed, first - 1, tp.topic, tp.partition)
+        await consumer._add_gap(tp, committed, first)  # noqa: SLF001
+        return
+    await _seek_back(consumer, Owed(), tp, committed)
 
 
 async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
@@ -295,10 +278,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
     set_flag = self.diag.set_flag
     unset_flag = self.diag.unset_flag
     commit_every = self._commit_every
-    acks_enabled_for = self.app.topics.acks_enabled_for
     seen_epoch: dict[Any, int] = {}  # the seek epoch of each partition's last message here
     owed = Owed()
-    inflight = in_flight(self)
     num_since_yield = 0
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
@@ -338,11 +319,6 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                 if previous is not None and not after_seek and offset <= previous:
                     owed.put_aside(tp, offset)  # a repeat in one sequence: a seek this loop did not see
                     continue
-                if acks_enabled_for(message.topic):
-                    gap = hole(committed, previous, offset, after_seek)
-                    if gap is not None and not delivered_within(gap, inflight[tp], acked_index):
-                        await self._add_gap(tp, *gap)
-                    inflight[tp].add(offset)
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -430,11 +406,7 @@ def _ack(self: Any, message: Any) -> bool:
         message.acked = True  # Faust forgets it (and stops waiting for it when it empties streams)
         self._unacked_messages.discard(message)
         return False
-    done = _original_ack(self, message)
-    inflight = self.__dict__.get("_residency_inflight")
-    if inflight is not None:
-        inflight[message.tp].discard(message.offset)
-    return done
+    return _original_ack(self, message)
 
 
 _original_commit = faust_consumer.Consumer.commit

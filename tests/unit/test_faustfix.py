@@ -1,4 +1,4 @@
-"""The offset bookkeeping fixes of pipeline.faustfix: holes, commit offsets, seek epochs."""
+"""The offset bookkeeping fixes of pipeline.faustfix: commit offsets, seek epochs, refetches."""
 
 from __future__ import annotations
 
@@ -9,30 +9,7 @@ from aiokafka import TopicPartition
 from intervaltree import IntervalTree
 
 from pipeline import faustfix
-from pipeline.faustfix import ReadOffsets, hole, new_offset
-
-
-def test_a_hole_never_includes_the_message_that_revealed_it():
-    assert hole(committed=10, previous=12, offset=15, after_seek=False) == (13, 15)
-
-
-def test_consecutive_messages_leave_no_hole():
-    assert hole(committed=10, previous=12, offset=13, after_seek=False) is None
-
-
-def test_after_a_seek_the_hole_starts_at_the_offset_sought_to():
-    # a seek to 10 means "next to read is 10": a first message at 12 leaves 10 and 11 empty
-    assert hole(committed=10, previous=10, offset=12, after_seek=True) == (10, 12)
-    assert hole(committed=10, previous=10, offset=10, after_seek=True) is None
-
-
-def test_a_hole_never_reaches_below_the_committed_offset():
-    assert hole(committed=20, previous=12, offset=25, after_seek=False) == (20, 25)
-    assert hole(committed=30, previous=12, offset=25, after_seek=False) is None
-
-
-def test_without_a_previous_message_there_is_no_hole():
-    assert hole(committed=None, previous=None, offset=25, after_seek=True) is None
+from pipeline.faustfix import ReadOffsets, new_offset
 
 
 def test_a_commit_needs_the_run_to_start_at_the_committed_offset():
@@ -275,10 +252,28 @@ def test_a_message_the_streams_skip_is_not_acknowledged():
     assert faust_consumer.Consumer.ack is faustfix._ack
 
 
-def test_a_hole_over_records_the_agents_hold_is_no_hole():
-    # delivered 15..19 just before the seek to 15 was marked, then 20 arrives "after the seek"
-    gap = hole(15, 15, 20, after_seek=True)
-    assert gap == (15, 20)
-    assert faustfix.delivered_within(gap, inflight={16, 17, 18, 19}, acked=set())
-    assert faustfix.delivered_within(gap, inflight=set(), acked={15})
-    assert not faustfix.delivered_within(gap, inflight={20, 21}, acked={3})  # a real hole
+
+
+def test_offsets_deleted_by_retention_are_the_one_hole(monkeypatch):
+    # the stuck head is below the partition's first offset: retention deleted it before it was read
+    gaps, seeks = [], []
+    tp = TopicPartition("t", 0)
+
+    class Consumer:
+        first = 40
+
+        async def earliest_offsets(self, *tps):  # noqa: ANN002, ANN202
+            return {tps[0]: self.first}
+
+        async def _add_gap(self, tp, start, end):  # noqa: ANN001, ANN202
+            gaps.append((start, end))
+
+        async def seek(self, tp, offset):  # noqa: ANN001, ANN202
+            seeks.append(offset)
+
+    consumer = Consumer()
+    asyncio.run(faustfix._refetch_head(consumer, tp, 17))
+    assert gaps == [(17, 40)] and seeks == []
+    consumer.first = 0
+    asyncio.run(faustfix._refetch_head(consumer, tp, 17))
+    assert gaps == [(17, 40)] and seeks == [17]  # the records are there: fetch them again
