@@ -362,10 +362,13 @@ async def _perform_seek(self: Any) -> None:
     gives each of them its start as the committed offset (commits need one: defect 8)."""
     committed = await self.seek_to_committed()
     fresh = unpositioned(committed)
-    if fresh:  # the consumer thread's call (Faust's consumer itself has none)
+    if fresh:  # the consumer thread's calls (Faust's consumer itself has no seek_to_beginning)
+        # the partition's first offset, asked of the broker: the consumer's position could already
+        # be past a record fetched since, and committing from there would skip it
+        firsts = await self._thread.earliest_offsets(*fresh)
         await self._thread.seek_to_beginning(*fresh)
         for tp in fresh:
-            committed[tp] = await self._thread.position(tp)  # the first offset there is to read
+            committed[tp] = firsts[tp]
     self._read_offset.update({tp: offset if offset is not None and offset >= 0 else None
                               for tp, offset in committed.items()})
     self._committed_offset.update({faust_consumer.ensure_TP(tp): offset

@@ -122,8 +122,11 @@ def test_perform_seek_positions_partitions_with_nothing_committed():
         async def seek_to_beginning(self, *tps: TopicPartition) -> None:
             self.to_beginning.extend(tps)
 
+        async def earliest_offsets(self, *tps: TopicPartition) -> dict:
+            return {tp: 4 if tp.partition == 0 else 0 for tp in tps}  # partition 0's log starts at 4
+
         async def position(self, tp: TopicPartition) -> int:
-            return 4 if tp.partition == 0 else 0  # the log of partition 0 starts at 4 (retention)
+            raise AssertionError("the position can be past a record fetched since the seek")
 
     consumer = FakeConsumer()
     asyncio.run(faustfix._perform_seek(consumer))
