@@ -152,7 +152,11 @@ class Owed(dict):
 async def _seek_back(consumer: Any, owed: Owed, tp: Any, offset: int) -> None:
     log.info("fetch went past unprocessed offset %d of %s[%d]; seeking back", offset, tp.topic, tp.partition)
     try:
-        await consumer.seek(tp, offset)
+        # Marked first, so the records in hand are put aside; then sought in the consumer thread
+        # (Faust's own ``seek`` calls aiokafka from this thread, racing the thread's fetch: a
+        # KeyError in aiokafka's fetcher crashed a worker), which marks it again once done.
+        consumer._read_offset[tp] = offset  # noqa: SLF001
+        await consumer.seek_wait({tp: offset})
     except Exception as exc:  # noqa: BLE001 - no longer assigned: its next owner starts from the commit
         log.info("seek back on %s[%d] failed (%s); its next owner reads from the commit",
                  tp.topic, tp.partition, type(exc).__name__)

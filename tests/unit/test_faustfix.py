@@ -198,8 +198,10 @@ def test_the_watchdog_seeks_back_only_after_the_head_stayed_missing(monkeypatch)
     seeks = []
 
     class FakeConsumer:
-        async def seek(self, tp, offset):  # noqa: ANN001, ANN201
-            seeks.append((tp, offset))
+        _read_offset = ReadOffsets()
+
+        async def seek_wait(self, partitions):  # noqa: ANN001, ANN201
+            seeks.extend(partitions.items())
 
     tp = TopicPartition("t", 0)
     clock = [100.0]
@@ -271,8 +273,10 @@ def test_offsets_deleted_by_retention_are_the_one_hole(monkeypatch):
         async def _add_gap(self, tp, start, end):  # noqa: ANN001, ANN202
             gaps.append((start, end))
 
-        async def seek(self, tp, offset):  # noqa: ANN001, ANN202
-            seeks.append(offset)
+        _read_offset = ReadOffsets()
+
+        async def seek_wait(self, partitions):  # noqa: ANN001, ANN202
+            seeks.extend(partitions.values())
 
     consumer = Consumer()
     asyncio.run(faustfix._refetch_head(consumer, tp, 17))
@@ -280,3 +284,20 @@ def test_offsets_deleted_by_retention_are_the_one_hole(monkeypatch):
     consumer.first = 0
     asyncio.run(faustfix._refetch_head(consumer, tp, 17))
     assert gaps == [(17, 40)] and seeks == [17]  # the records are there: fetch them again
+
+
+def test_a_seek_back_is_marked_first_and_done_in_the_consumer_thread():
+    calls = []
+    tp = TopicPartition("t", 1)
+
+    class Consumer:
+        _read_offset = ReadOffsets()
+
+        async def seek(self, tp, offset):  # noqa: ANN001, ANN202
+            raise AssertionError("Faust's seek calls aiokafka outside the consumer thread")
+
+        async def seek_wait(self, partitions):  # noqa: ANN001, ANN202
+            calls.append((dict(partitions), self._read_offset.epoch[tp]))
+
+    asyncio.run(faustfix._seek_back(Consumer(), faustfix.Owed(), tp, 7))
+    assert calls == [({tp: 7}, 1)]  # the records in hand were put aside before the seek
