@@ -121,9 +121,7 @@ class AuditEntry(BaseModel):
             entry = cls.build(topic=topic, partition=partition, seq=seq, prev=prev, at=at, kind=kind, body=body)
             return entry.model_dump(), entry.to_bytes()  # the model says what is wrong (or accepts it)
         first = b'{"at":' + orjson.dumps(at) + b',"body":' + canonical(body)
-        rest = (b',"kind":' + orjson.dumps(kind) + b',"partition":' + str(partition).encode()
-                + b',"prev":' + orjson.dumps(prev) + b',"seq":' + str(seq).encode()
-                + b',"topic":' + orjson.dumps(topic) + b',"v":' + str(FORMAT_VERSION).encode() + b"}")
+        rest = _after_hash(content)
         digest = sha256_hex(first + rest)  # the canonical encoding without "hash", which sorts after "body"
         content["hash"] = digest
         return content, first + b',"hash":"' + digest.encode() + b'"' + rest
@@ -141,9 +139,7 @@ class AuditEntry(BaseModel):
         if _plain(raw, with_hash=True) and canonical(raw) == value:
             # canonical, so "hash" sits between the body and the fields after it: the bytes
             # without it are the value with that one stretch cut out
-            rest = (b',"kind":' + orjson.dumps(raw["kind"]) + b',"partition":' + str(raw["partition"]).encode()
-                    + b',"prev":' + orjson.dumps(raw["prev"]) + b',"seq":' + str(raw["seq"]).encode()
-                    + b',"topic":' + orjson.dumps(raw["topic"]) + b',"v":' + str(raw["v"]).encode() + b"}")
+            rest = _after_hash(raw)
             cut = b',"hash":"' + raw["hash"].encode() + b'"' + rest
             if not value.endswith(cut):  # cannot happen for a canonical value; the model's path decides
                 return cls._from_object(raw, value)
@@ -190,9 +186,21 @@ class AuditEntry(BaseModel):
         return parse_at(self.at)
 
 
+def _after_hash(content: dict) -> bytes:
+    """The canonical encoding of the fields that sort after ``hash``, to the closing brace."""
+    return (b',"kind":' + orjson.dumps(content["kind"]) + b',"partition":' + str(content["partition"]).encode()
+            + b',"prev":' + orjson.dumps(content["prev"]) + b',"seq":' + str(content["seq"]).encode()
+            + b',"topic":' + orjson.dumps(content["topic"]) + b',"v":' + str(content["v"]).encode() + b"}")
+
+
+def _matches(pattern: re.Pattern, text: Any) -> bool:
+    """``text`` is a string matching ``pattern`` as the model's pattern does (``$`` is the very end)."""
+    return type(text) is str and pattern.match(text) is not None and text[-1] != "\n"
+
+
 def valid_at(text: str) -> bool:
     """Whether ``text`` is a timestamp the entry model accepts."""
-    return type(text) is str and _RFC3339_UTC.match(text) is not None and text[-1] != "\n"
+    return _matches(_RFC3339_UTC, text)
 
 
 def _int(value: Any) -> bool:
@@ -208,12 +216,10 @@ def _plain(raw: dict, with_hash: bool) -> bool:
     return (_int(v) and v == FORMAT_VERSION
             and type(topic) is str and len(topic) >= 1
             and _int(partition) and partition >= 0 and _int(seq) and seq >= 0
-            and type(prev) is str and _HEX64.match(prev) is not None and prev[-1] != "\n"
-            and type(at) is str and _RFC3339_UTC.match(at) is not None and at[-1] != "\n"
+            and _matches(_HEX64, prev) and valid_at(at)
             and type(kind) is str and kind in KINDS
             and type(body) is dict
-            and (not with_hash or (type(raw["hash"]) is str and _HEX64.match(raw["hash"]) is not None
-                                   and raw["hash"][-1] != "\n")))
+            and (not with_hash or _matches(_HEX64, raw["hash"])))
 
 
 def _fragment_event_id(raw: dict) -> str | None:
