@@ -135,21 +135,28 @@ class Owed(dict):
     def put_aside(self, tp: Any, offset: int) -> None:
         self[tp] = min(self.get(tp, offset), offset)
 
-    def due(self, tp: Any, offset: int, accounted: Any) -> int | None:
+    def due(self, tp: Any, offset: int, committed: int | None, acked: Any) -> int | None:
         """The offset to seek back to before the message at ``offset`` may be handled, or ``None``.
 
-        ``accounted(o)``: offset ``o`` is committed or acknowledged (needs no delivery).
+        ``committed`` and ``acked``: the partition's committed offset and acknowledged offsets
+        (an owed offset among them needs no delivery any more).
         """
         owed = self.get(tp)
         if owed is None or offset < owed:
             return None
-        if offset == owed or accounted(owed):
+        if offset == owed or accounted(owed, committed, acked):
             del self[tp]
             return None
         return owed
 
 
-async def _seek_back(consumer: Any, owed: Owed, tp: Any, offset: int) -> None:
+def accounted(offset: int, committed: int | None, acked: Any) -> bool:
+    """Whether ``offset`` is committed or acknowledged: it needs no delivery."""
+    return (committed is not None and offset < committed) or offset in acked
+
+
+async def _seek_back(consumer: Any, tp: Any, offset: int) -> bool:
+    """Seek ``tp`` back to ``offset``; ``False`` when that failed (the partition is no longer ours)."""
     log.info("fetch went past unprocessed offset %d of %s[%d]; seeking back", offset, tp.topic, tp.partition)
     try:
         # Marked first, so the records in hand are put aside; then sought in the consumer thread
@@ -160,7 +167,8 @@ async def _seek_back(consumer: Any, owed: Owed, tp: Any, offset: int) -> None:
     except Exception as exc:  # noqa: BLE001 - no longer assigned: its next owner starts from the commit
         log.info("seek back on %s[%d] failed (%s); its next owner reads from the commit",
                  tp.topic, tp.partition, type(exc).__name__)
-        owed.pop(tp, None)
+        return False
+    return True
 
 
 def new_offset(committed: int | None, acked: list[int]) -> tuple[int | None, int]:
@@ -254,7 +262,7 @@ async def _refetch_head(consumer: Any, tp: Any, committed: int) -> None:
                     committed, first - 1, tp.topic, tp.partition)
         await consumer._add_gap(tp, committed, first)  # noqa: SLF001
         return
-    await _seek_back(consumer, Owed(), tp, committed)
+    await _seek_back(consumer, tp, committed)
 
 
 async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
@@ -304,19 +312,16 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                 offset = message.offset
                 committed = self._committed_offset[tp]
                 acked_index = self._acked_index[tp]
-
-                def accounted(o: int, committed: int | None = committed, acked_index: Any = acked_index) -> bool:
-                    return (committed is not None and o < committed) or o in acked_index
-
                 if epoch != fetched_at.get(tp, 0):
-                    if not accounted(offset):  # fetched before a seek: the seek should fetch it again
+                    if not accounted(offset, committed, acked_index):  # fetched before a seek: it is due again
                         owed.put_aside(tp, offset)
                     continue
-                back = owed.due(tp, offset, accounted)
+                back = owed.due(tp, offset, committed, acked_index)
                 if back is not None:  # the seek went past messages put aside: fetch them for real
-                    await _seek_back(self, owed, tp, back)
+                    if not await _seek_back(self, tp, back):
+                        owed.pop(tp, None)
                     continue
-                if accounted(offset):
+                if accounted(offset, committed, acked_index):
                     continue  # committed or processed already
                 after_seek = seen_epoch.get(tp) != epoch
                 previous = read[tp]
@@ -373,10 +378,8 @@ async def _perform_seek(self: Any) -> None:
         await self._thread.seek_to_beginning(*fresh)
         for tp in fresh:
             committed[tp] = firsts[tp]
-    self._read_offset.update({tp: offset if offset is not None and offset >= 0 else None
-                              for tp, offset in committed.items()})
-    self._committed_offset.update({faust_consumer.ensure_TP(tp): offset
-                                   for tp, offset in committed.items() if offset is not None})
+    self._read_offset.update(committed)  # every partition has an offset now
+    self._committed_offset.update({faust_consumer.ensure_TP(tp): offset for tp, offset in committed.items()})
 
 
 def _producer_settings_extra(self: Any) -> dict[str, Any]:

@@ -165,26 +165,25 @@ def test_after_stop_commits_the_consumer_commits_nothing():
 
 def test_an_offset_put_aside_must_come_back_before_anything_after_it():
     owed = faustfix.Owed()
-    nothing_done = lambda o: False  # noqa: E731
     owed.put_aside("tp", 22)
     owed.put_aside("tp", 21)  # the lowest one counts
-    assert owed.due("tp", 19, nothing_done) is None  # a refetch from below: it will get there
-    assert owed.due("tp", 23, nothing_done) == 21  # went past it: seek back to 21
-    assert owed.due("tp", 21, nothing_done) is None  # delivered again
+    assert owed.due("tp", 19, None, set()) is None  # a refetch from below: it will get there
+    assert owed.due("tp", 23, None, set()) == 21  # went past it: seek back to 21
+    assert owed.due("tp", 21, None, set()) is None  # delivered again
     assert "tp" not in owed
-    assert owed.due("tp", 40, nothing_done) is None
+    assert owed.due("tp", 40, None, set()) is None
 
 
 def test_an_offset_put_aside_is_not_owed_once_committed_or_acknowledged():
     owed = faustfix.Owed()
     owed.put_aside("tp", 5)
-    assert owed.due("tp", 9, lambda o: o < 7) is None  # committed meanwhile (another owner did it)
+    assert owed.due("tp", 9, 7, set()) is None  # committed meanwhile (another owner did it)
     assert "tp" not in owed
     owed.put_aside("tp", 5)
-    assert owed.due("tp", 6, lambda o: o == 5) is None  # processed and acknowledged meanwhile
+    assert owed.due("tp", 6, None, {5}) is None  # processed and acknowledged meanwhile
     assert "tp" not in owed
     owed.put_aside("other", 3)
-    assert owed.due("tp", 100, lambda o: False) is None  # per partition
+    assert owed.due("tp", 100, None, set()) is None  # per partition
 
 
 def test_a_head_that_never_reached_an_agent_is_fetched_again():
@@ -299,5 +298,15 @@ def test_a_seek_back_is_marked_first_and_done_in_the_consumer_thread():
         async def seek_wait(self, partitions):  # noqa: ANN001, ANN202
             calls.append((dict(partitions), self._read_offset.epoch[tp]))
 
-    asyncio.run(faustfix._seek_back(Consumer(), faustfix.Owed(), tp, 7))
+    assert asyncio.run(faustfix._seek_back(Consumer(), tp, 7)) is True
     assert calls == [({tp: 7}, 1)]  # the records in hand were put aside before the seek
+
+
+def test_a_seek_back_on_a_partition_no_longer_ours_says_so():
+    class Revoked:
+        _read_offset = ReadOffsets()
+
+        async def seek_wait(self, partitions):  # noqa: ANN001, ANN202
+            raise RuntimeError("not assigned")
+
+    assert asyncio.run(faustfix._seek_back(Revoked(), TopicPartition("t", 0), 3)) is False
