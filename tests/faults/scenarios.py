@@ -28,6 +28,7 @@ from pipeline.generator import GeneratedEvent, generate
 from pipeline.harness import collect, outcome_topics, produce, read_topic
 from pipeline.kafka.probe import free_port
 from pipeline.policy import LoadedPolicy, load_policy
+from pipeline.provenance import fragments_of
 from pipeline.runner import WorkerProcess
 from pipeline.topics import RegionTopics, app_id, topic_specs
 from tests.policies import example_policy_text
@@ -237,8 +238,8 @@ async def provenance_diagnosis(bootstrap: str, loaded: LoadedPolicy, without: se
     carriers: dict[int, list[int]] = {}
     for msg in await read_topic(bootstrap, names.provenance):
         try:
-            ids = {f.get("event_id") for f in json.loads(msg.value)}
-        except (ValueError, AttributeError):
+            ids = {f["event_id"] for f in fragments_of(msg.value)}
+        except ValueError:
             continue
         if ids & without:
             carriers.setdefault(msg.partition, []).append(msg.offset)
