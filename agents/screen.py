@@ -28,6 +28,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
+from pipeline import heap
 from pipeline.batch import FenceClosed, screen_batch
 from pipeline.context import FleetContext
 from pipeline.topics import screen_group
@@ -94,6 +95,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         )
         self.consumer.subscribe(sorted(self.plans), listener=self)
         await self.consumer.start()
+        heap.freeze()  # started: what exists now lives as long as the process (pipeline/heap.py)
 
     async def on_stop(self) -> None:
         if self.consumer is not None:

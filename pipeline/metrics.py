@@ -5,6 +5,7 @@ Labels are bounded sets (dataset, outcome, reason class, finding type); never a 
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import get_args
 
@@ -76,11 +77,25 @@ class Metrics:
             self.consumer_lag.labels(topic, str(partition)).set(lag)
 
     def on_screened(self, dataset: str, decisions: Iterable[Decision]) -> None:
+        """Count a batch: one ``inc`` per series it touched (a labels lookup per event cost ~10 us)."""
+        events: Tally[str] = Tally()
+        reasons: Tally[tuple[str, str]] = Tally()
+        findings: Tally[str] = Tally()
+        masked: Tally[str] = Tally()
         for d in decisions:
-            self.events.labels(dataset, d.outcome.value).inc()
+            outcome = d.outcome.value
+            events[outcome] += 1
             if d.reason != "cleared":
-                self.reasons.labels(dataset, d.outcome.value, d.reason.split(":", 1)[0]).inc()
-            for f in d.findings:
-                self.findings.labels(dataset, f.type).inc()
-            for m in d.masked:
-                self.masked.labels(dataset, m.strategy).inc()
+                reasons[(outcome, d.reason.split(":", 1)[0])] += 1
+            if d.findings:
+                findings.update(f.type for f in d.findings)
+            if d.masked:
+                masked.update(m.strategy for m in d.masked)
+        for outcome, n in events.items():
+            self.events.labels(dataset, outcome).inc(n)
+        for (outcome, reason), n in reasons.items():
+            self.reasons.labels(dataset, outcome, reason).inc(n)
+        for kind, n in findings.items():
+            self.findings.labels(dataset, kind).inc(n)
+        for strategy, n in masked.items():
+            self.masked.labels(dataset, strategy).inc(n)

@@ -21,7 +21,7 @@ from pipeline.context import FleetContext
 from pipeline.effects import EffectLog
 from pipeline.attestation import Attestor
 from pipeline.faults import FaultSpecError, fault_hook
-from pipeline import faustfix
+from pipeline import faustfix, heap
 from pipeline.guards import app_topics, cluster_brokers, namespace_problems, rack_problems, register_rack_watch
 from pipeline.identity import approver_verifier
 from pipeline.keys import MissingKeyError
@@ -172,6 +172,7 @@ def preflight(settings: Settings) -> LoadedPolicy:
 def run_worker(settings: Settings) -> int:
     """Run until stopped; returns the exit code. Everything it prints is a log line (JSON by default)."""
     configure_logging(settings.log_level, settings.log_format)
+    heap.tune()
     try:
         loaded = preflight(settings)
         ctx = build_fleet(settings, loaded)
