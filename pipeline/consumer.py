@@ -21,7 +21,7 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pipeline.attestation import Verdict, verify_record
+from pipeline.attestation import Verdict, VerifiedRoots, verify_record
 from pipeline.audit.signing import load_public_keys
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,11 @@ def trusted_keys(pems: list[str | bytes]) -> dict[str, Ed25519PublicKey]:
     return load_public_keys(pems)
 
 
-def check(message: Any, trusted: dict[str, Ed25519PublicKey], topic: str | None = None) -> AttestedRecord:
-    """The verdict on one consumed record; ``topic`` overrides the record's (a mirrored topic)."""
-    verdict = verify_record(topic or message.topic, message.key, message.value, message.headers, trusted)
+def check(message: Any, trusted: dict[str, Ed25519PublicKey], topic: str | None = None,
+          roots: VerifiedRoots | None = None) -> AttestedRecord:
+    """The verdict on one consumed record; ``topic`` overrides the record's (a mirrored topic);
+    ``roots`` remembers batch signatures already checked (one per stream or topic read)."""
+    verdict = verify_record(topic or message.topic, message.key, message.value, message.headers, trusted, roots)
     return AttestedRecord(message, verdict)
 
 
@@ -58,6 +60,7 @@ class AttestedConsumer:
         self.trusted = trusted
         self.on_bad = on_bad
         self.counts: Counter[str] = Counter()
+        self.roots = VerifiedRoots()
         self._consumer = AIOKafkaConsumer(*topics, **consumer_options)
 
     async def __aenter__(self) -> AttestedConsumer:
@@ -73,7 +76,7 @@ class AttestedConsumer:
 
     def admit(self, message: Any) -> AttestedRecord | None:
         """The record to hand on, or ``None`` when it is dropped."""
-        record = check(message, self.trusted)
+        record = check(message, self.trusted, roots=self.roots)
         self.counts[record.verdict.status] += 1
         if record.verdict.ok:
             return record

@@ -55,6 +55,7 @@ def _trusted(public_keys: list[Path]) -> dict:
 
 
 def cmd_verify_topic(args: argparse.Namespace) -> int:
+    from pipeline.attestation import VerifiedRoots
     from pipeline.consumer import check
     from pipeline.harness import read_topic
 
@@ -62,8 +63,9 @@ def cmd_verify_topic(args: argparse.Namespace) -> int:
     bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     messages = asyncio.run(read_topic(bootstrap, args.topic))
     counts: Counter[str] = Counter()
+    roots = VerifiedRoots()
     for message in messages:
-        record = check(message, trusted, args.as_topic)
+        record = check(message, trusted, args.as_topic, roots)
         counts[record.verdict.status] += 1
         if not record.verdict.ok:
             print(f"{record.verdict.status.upper()} {record.coordinates}")

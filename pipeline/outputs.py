@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from pipeline.attestation import ATTESTATION_HEADER
+from pipeline.attestation import ATTESTATION_HEADER, attestation_message
 from pipeline.plan import DatasetPlan
 from pipeline.producer_identity import IDENTITY_HEADER, SIGNATURE_HEADER
 from schemas.decision import Decision, Outcome, RawRecord
@@ -32,11 +33,41 @@ PATH_MAX = 200  # characters of a path kept (object keys are producer input and 
 
 
 @dataclass(frozen=True, slots=True)
+class Seal:
+    """An output's attestation, made when it is sent (:func:`sealed`): by whom, and the event id and
+    policy hash it covers besides the topic, key and value."""
+
+    attestor: Any
+    event_id: str
+    policy_hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class Output:
     topic: str
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
+    seal: Seal | None = None  # attested at send (cleared and egress records of an attesting fleet)
+
+
+def sealed(outputs: Sequence[Output]) -> Sequence[Output]:
+    """``outputs`` with the attestation header on each one that has a seal: the outputs sent together
+    share signatures (pipeline.attestation, v2), so attesting costs one signature per batch."""
+    todo = [i for i, out in enumerate(outputs) if out.seal is not None]
+    if not todo:
+        return outputs
+    done = list(outputs)
+    by_attestor: dict[int, list[int]] = {}
+    for i in todo:
+        by_attestor.setdefault(id(outputs[i].seal.attestor), []).append(i)
+    for indexes in by_attestor.values():
+        attestor = outputs[indexes[0]].seal.attestor
+        messages = [attestation_message(outputs[i].topic, outputs[i].seal.event_id, outputs[i].seal.policy_hash,
+                                        outputs[i].key, outputs[i].value) for i in indexes]
+        for i, header in zip(indexes, attestor.headers(messages), strict=True):
+            done[i] = replace(outputs[i], headers=[*outputs[i].headers, (ATTESTATION_HEADER, header)], seal=None)
+    return done
 
 
 def now_iso() -> str:
@@ -72,8 +103,12 @@ def masking_of(masked: list[Any]) -> list[dict[str, Any]]:
     return _listed(masked, fields=("strategy", "key_id"))
 
 
+_SEAL_BYTES = 512  # the attestation header a seal becomes: name, key id, signature, index, count, path
+
+
 def _size(out: Output) -> int:
-    return len(out.key or b"") + len(out.value) + sum(len(k) + len(v) for k, v in out.headers)
+    return (len(out.key or b"") + len(out.value) + sum(len(k) + len(v) for k, v in out.headers)
+            + (_SEAL_BYTES if out.seal is not None else 0))
 
 
 def _restricted_envelope(decision: Decision, record: RawRecord, plan: DatasetPlan,
@@ -100,11 +135,8 @@ def _restricted_envelope(decision: Decision, record: RawRecord, plan: DatasetPla
     }
 
 
-def _attested(plan: DatasetPlan, topic: str, event_id: str, key: bytes | None, value: bytes,
-              headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    if plan.attestor is None:
-        return headers
-    return [*headers, (ATTESTATION_HEADER, plan.attestor.header(topic, event_id, plan.policy_hash, key, value))]
+def _seal(plan: DatasetPlan, event_id: str) -> Seal | None:
+    return None if plan.attestor is None else Seal(plan.attestor, event_id, plan.policy_hash)
 
 
 def output_for(decision: Decision, record: RawRecord, plan: DatasetPlan) -> Output:
@@ -145,8 +177,7 @@ def _output_for(decision: Decision, record: RawRecord, plan: DatasetPlan, copy_r
     ]
     if decision.outcome is Outcome.CLEARED:
         assert decision.value is not None  # screen() always sets it for cleared
-        return Output(plan.cleared_topic, decision.key, decision.value,
-                      _attested(plan, plan.cleared_topic, decision.event_id, decision.key, decision.value, headers))
+        return Output(plan.cleared_topic, decision.key, decision.value, headers, _seal(plan, decision.event_id))
     envelope = _restricted_envelope(decision, record, plan, copy_raw)
     if decision.outcome is Outcome.HELD:
         envelope["preview"] = decision.preview
@@ -170,8 +201,7 @@ def egress_outputs(decision: Decision, record: RawRecord, plan: DatasetPlan) -> 
             ("residency-egress-profile", egress.profile.encode()),
             ("residency-egress-region", profile.region.encode()),
         ]
-        outputs.append(Output(egress.topic, egress.key, egress.value,
-                              _attested(plan, egress.topic, decision.event_id, egress.key, egress.value, headers)))
+        outputs.append(Output(egress.topic, egress.key, egress.value, headers, _seal(plan, decision.event_id)))
     return outputs
 
 

@@ -10,12 +10,14 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.outputs import Output
+from pipeline.outputs import Output, sealed
 
 
 async def send_all(producer: Any, outputs: Sequence[Output],
                    partitions: Sequence[int | None] | None = None) -> list[Any]:
-    """Send every output; return each one's ``RecordMetadata`` (topic, partition, offset)."""
+    """Send every output, attested where it has a seal; return each one's ``RecordMetadata``
+    (topic, partition, offset)."""
+    outputs = sealed(outputs)
     futures = []
     for i, out in enumerate(outputs):
         partition = partitions[i] if partitions is not None else None
