@@ -6,6 +6,12 @@ written only from this stream. Effects run in a fixed order: send the outcome re
 broker's ack, send the provenance fragment and await it, and only then write the table. A crash
 before the table write reprocesses the decision (the outcome may appear twice, same event id and
 bytes, as for screen); after it, the decision id is already used and the message is skipped.
+
+The agent takes batches. Holds (most of its records: one per held event) are written to the
+table's store directly and their changelog records sent together, acknowledged before any later
+record of the batch is handled and before the batch is acknowledged; a decision is handled on its
+own, in order, after the holds before it. Faust's per-write table path cost ~500 µs of the event
+loop per hold (docs/benchmarks.md, session 4).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pipeline.identity import IdentityError
 from pipeline.outputs import Output, egress_outputs, now_iso, output_for
 from pipeline.screen import screen
 from pipeline.sender import send_all
+from pipeline.tables import make_current, write_changelog
 from schemas.decision import Outcome
 
 log = logging.getLogger(__name__)
@@ -54,7 +61,7 @@ def _parse(value: bytes | None) -> dict[str, Any] | None:
 
 
 class Decider:
-    """The agent's steps; ``handle`` is called once per event with that event current."""
+    """The agent's steps; ``handle_batch`` is called once per batch the stream takes."""
 
     def __init__(self, ctx: FleetContext) -> None:
         self.ctx = ctx
@@ -71,31 +78,62 @@ class Decider:
             waiter.set_result(result)
 
     async def handle(self, event: Any) -> None:
+        """A record of ``R.approvals`` (its event current); holds go through :meth:`hold`."""
         msg = event.message
         key = msg.key
         if not key:
             log.warning("record without an event id key", extra={"topic": msg.topic, "offset": msg.offset})
             return
-        table = self.ctx.held
-        current = held_state.decode(table.get(key))
+        current = held_state.decode(self.ctx.held.get(key))
         doc = _parse(msg.value)
-        if msg.topic == self.ctx.topics.held:
-            await self.on_held(key, current, doc, _source(msg))
-        elif doc is None or doc.get("event_id") not in (None, key.decode(errors="replace")):
+        if doc is None or doc.get("event_id") not in (None, key.decode(errors="replace")):
             await self.refuse(key, current, doc or {}, rules.refuse("malformed_decision", "not a decision record"),
                               _source(msg))
         else:
             await self.on_decision(key, current, doc, _source(msg))
 
-    async def on_held(self, key: bytes, current: dict | None, envelope: dict | None, source: dict) -> None:
-        if envelope is None or envelope.get("event_id") != key.decode(errors="replace"):
-            log.warning("held record is not an envelope for its key", extra=source)
+    async def handle_batch(self, events: list[Any]) -> None:
+        """Every event of a batch in order: holds straight into the store, decisions one by one."""
+        writes: dict[tuple[int, bytes], bytes] = {}  # (partition, key) -> value, for the changelog
+        try:
+            for event in events:
+                # the store and Faust's table writes pick the partition from the current event
+                make_current(event)
+                if event.message.topic == self.ctx.topics.held:
+                    self.hold(event.message, writes)
+                else:
+                    await self.flush(writes)
+                    await self.handle(event)
+        finally:
+            make_current(None)
+        await self.flush(writes)
+
+    async def flush(self, writes: dict[tuple[int, bytes], bytes]) -> None:
+        """Send the holds written so far to the table's changelog and await the broker's acks."""
+        if writes:
+            records = [(partition, key, value) for (partition, key), value in writes.items()]
+            writes.clear()
+            await write_changelog(self.ctx, self.ctx.held, records)
+
+    def hold(self, msg: Any, writes: dict[tuple[int, bytes], bytes]) -> None:
+        """A held record (its event current): a new hold in the store, its changelog record in ``writes``."""
+        key = msg.key
+        if not key:
+            log.warning("record without an event id key", extra={"topic": msg.topic, "offset": msg.offset})
             return
+        store = self.ctx.held.data
+        envelope = _parse(msg.value)
+        if envelope is None or envelope.get("event_id") != key.decode(errors="replace"):
+            log.warning("held record is not an envelope for its key", extra=_source(msg))
+            return
+        current = held_state.decode(store.get(key))
         if current is not None:  # screen reprocessed a batch, or a decided hold came again: keep the first
             if current["envelope"].get("raw_sha256") != envelope.get("raw_sha256"):
-                log.warning("another payload was held under an existing event id", extra=source)
+                log.warning("another payload was held under an existing event id", extra=_source(msg))
             return
-        self.ctx.held[key] = held_state.encode(held_state.new_state(envelope, source))
+        value = held_state.encode(held_state.new_state(envelope, _source(msg)))
+        store[key] = value
+        writes[(msg.partition, key)] = value
 
     async def on_decision(self, key: bytes, current: dict | None, decision: dict, source: dict) -> None:
         used = (current or {}).get("used", {}).get(str(decision.get("decision_id")))
@@ -226,9 +264,9 @@ def register_decide(app: faust.App, ctx: FleetContext) -> Decider:
 
     async def decide(stream: faust.StreamT) -> None:
         async with ctx.crash_on_error("decide"):
-            async for event in stream.events():
+            async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
                 await ctx.gate()
-                await decider.handle(event)
+                await decider.handle_batch(events)
 
     app.agent(topic, name="decide")(decide)
 

@@ -8,17 +8,14 @@ from typing import Any
 import faust
 import orjson
 
-from faust.types import TP
-
 from pipeline.context import FleetContext
-from pipeline.outputs import Output
 from pipeline.provenance import fold, fragments_of
-from pipeline.sender import send_all
+from pipeline.tables import make_current, write_changelog
 
 log = logging.getLogger(__name__)
 
 
-def fold_batch(stream: Any, table: Any, events: list[Any]) -> tuple[list[tuple[int, dict]], list[tuple[int, bytes, bytes]]]:
+def fold_batch(table: Any, events: list[Any]) -> tuple[list[tuple[int, dict]], list[tuple[int, bytes, bytes]]]:
     """Fold every fragment of ``events`` into the table's RocksDB store.
 
     Returns ``(partition, fragment)`` for the audit chain and ``(partition, key, value)`` for the
@@ -31,7 +28,7 @@ def fold_batch(stream: Any, table: Any, events: list[Any]) -> tuple[list[tuple[i
     for event in events:
         # The store picks the RocksDB partition from the current event; in a batch that must be
         # this event, or a key would be written under another partition.
-        stream._set_current_event(event)  # noqa: SLF001 - Faust has no public setter
+        make_current(event)
         msg = event.message
         try:
             fragments = fragments_of(msg.value)
@@ -49,22 +46,8 @@ def fold_batch(stream: Any, table: Any, events: list[Any]) -> tuple[list[tuple[i
             store[key] = value
             changelog[(msg.partition, key)] = value
             chained.append((msg.partition, fragment))
-    stream._set_current_event(None)  # noqa: SLF001
+    make_current(None)
     return chained, [(p, k, v) for (p, k), v in changelog.items()]
-
-
-async def write_changelog(ctx: FleetContext, table: Any, records: list[tuple[int, bytes, bytes]]) -> None:
-    """Send the folded values to the table's changelog; note the offsets in the store once acknowledged."""
-    if not records:
-        return
-    topic = table.changelog_topic.get_topic_name()
-    metas = await send_all(ctx.producer, [Output(topic, k, v, []) for _, k, v in records], [p for p, _, _ in records])
-    last: dict[int, int] = {}
-    for meta in metas:
-        last[meta.partition] = max(last.get(meta.partition, -1), meta.offset)
-    for partition, offset in last.items():
-        # what Faust's own changelog callback records: recovery starts after it
-        table.data.set_persisted_offset(TP(topic, partition), offset)
 
 
 def register_record(app: faust.App, ctx: FleetContext) -> None:
@@ -78,7 +61,7 @@ def register_record(app: faust.App, ctx: FleetContext) -> None:
             async for events in stream.take_events(ctx.settings.record_batch_messages,
                                                    within=ctx.settings.batch_within_s):
                 await ctx.gate()
-                chained, changelog = fold_batch(stream, ctx.provenance, events)
+                chained, changelog = fold_batch(ctx.provenance, events)
                 await write_changelog(ctx, ctx.provenance, changelog)
                 await ctx.audit.append(chained)
 

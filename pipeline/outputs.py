@@ -91,16 +91,14 @@ def _source(record: RawRecord) -> dict[str, Any]:
     }
 
 
-def _listed(items: list[Any], **extra: Any) -> list[dict[str, Any]]:
-    return [{**{k: getattr(i, k) for k in extra["fields"]}, "path": i.path[:PATH_MAX]} for i in items[:LISTED_MAX]]
-
-
 def findings_of(decision: Decision) -> list[dict[str, Any]]:
-    return _listed(decision.findings, fields=("type",))
+    """At most ``LISTED_MAX`` findings: type and (shortened) path, never the value."""
+    return [{"type": f.type, "path": f.path[:PATH_MAX]} for f in decision.findings[:LISTED_MAX]]
 
 
-def masking_of(masked: list[Any]) -> list[dict[str, Any]]:
-    return _listed(masked, fields=("strategy", "key_id"))
+def masking_of(masked: Sequence[Any]) -> list[dict[str, Any]]:
+    """At most ``LISTED_MAX`` masks applied: strategy, key id and (shortened) path."""
+    return [{"strategy": m.strategy, "key_id": m.key_id, "path": m.path[:PATH_MAX]} for m in masked[:LISTED_MAX]]
 
 
 _SEAL_BYTES = 512  # the attestation header a seal becomes: name, key id, signature, index, count, path

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import faust
+from faust.streams import _current_event
+from faust.types import TP
+
+from pipeline.outputs import Output
+from pipeline.sender import send_all
 
 PROVENANCE = "provenance"
 
@@ -19,3 +27,26 @@ def provenance_table(app: faust.App, partitions: int) -> faust.Table:
     table.key_serializer = "raw"
     table.value_serializer = "raw"
     return table
+
+
+def make_current(event: Any) -> None:
+    """Make ``event`` the one a table store writes for (it picks the partition from it), in this
+    task only. Faust's ``Stream._set_current_event`` would also replace the stream's
+    ``current_event``, which ``take_events`` reads in another task to fill the next batch: it then
+    took our event, or none ("Take buffer found current_event is None" crashed the stream)."""
+    _current_event.set(None if event is None else weakref.ref(event))
+
+
+async def write_changelog(ctx: Any, table: Any, records: list[tuple[int, bytes, bytes]]) -> None:
+    """Send ``(partition, key, value)`` written straight to ``table``'s store to its changelog (one
+    send per batch instead of Faust's per-write path); once acknowledged, note the offsets in the
+    store as Faust's own changelog callback does (recovery starts after them)."""
+    if not records:
+        return
+    topic = table.changelog_topic.get_topic_name()
+    metas = await send_all(ctx.producer, [Output(topic, k, v, []) for _, k, v in records], [p for p, _, _ in records])
+    last: dict[int, int] = {}
+    for meta in metas:
+        last[meta.partition] = max(last.get(meta.partition, -1), meta.offset)
+    for partition, offset in last.items():
+        table.data.set_persisted_offset(TP(topic, partition), offset)
