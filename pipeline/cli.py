@@ -108,7 +108,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.benchmark.run import Options
 
     stages = tuple(args.stages.split(",")) if args.stages else Options.stages
-    options = Options(events=args.events, latency_s=args.latency_seconds, workers=args.workers, stages=stages)
+    options = Options(events=args.events, latency_s=args.latency_seconds,
+                      latency_rate=args.latency_rate, workers=args.workers, stages=stages)
     return run_bench(options, args.json, args.home or _home(), args.recovery)
 
 
@@ -200,6 +201,8 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--stages", help="comma-separated subset of raw,faust,faust-tuned,screen (default: all)")
     bn.add_argument("--workers", type=int, choices=[1, 2], default=1, help="2: also run two screening workers")
     bn.add_argument("--latency-seconds", type=float, default=20.0, help="length of the half-rate latency run")
+    bn.add_argument("--latency-rate", type=float, default=None,
+                    help="events/s of the latency run instead of half the measured rate (to compare builds)")
     bn.add_argument("--recovery", type=int, default=0, metavar="ENTRIES",
                     help="also time rebuilding a provenance table of ENTRIES entries from its changelog")
     bn.add_argument("--home", type=Path, help="run directory parent (default: ~/.cache/residency)")

@@ -37,6 +37,7 @@ PASSTHROUGHS = {"raw": "raw_eps", "faust": "faust_eps", "faust-tuned": "faust_tu
 class Options:
     events: int = 200_000
     latency_s: float = 20.0
+    latency_rate: float | None = None  # events/s of the latency run; None: half the measured rate
     workers: int = 1  # 2: also run the screening topology with two worker processes
     stages: tuple[str, ...] = ("raw", "faust", "faust-tuned", "screen")
     seed: int = 7
@@ -150,7 +151,7 @@ async def screen_stage(run: Run) -> dict[str, object]:
             to_outcomes = await run.offsets.window(outcomes)
             run.say(f"screen: {window.eps:,.0f} events/s end to end ({to_outcomes.eps:,.0f}/s to outcomes), "
                     f"{cpu_us:,.0f} us of worker CPU per event, RSS so far {rss.peak_mb:.0f} MB")
-            latency = await latency_stage(run, window.eps / 2, lambda: worker.alive)
+            latency = await latency_stage(run, run.options.latency_rate or window.eps / 2, lambda: worker.alive)
     finally:
         worker.stop()
     run.say(f"screen worker peak RSS {rss.peak_mb:.0f} MB")
@@ -168,7 +169,8 @@ async def latency_stage(run: Run, rate: float, alive: Callable[[], bool]) -> dic
         e.headers = [("event-id", e.event_id.encode())]
     outcomes = list(outcome_topics(run.loaded.policy))
     since = await run.offsets.ends(outcomes)
-    run.say(f"latency: producing {count:,} events at {rate:,.0f}/s (half the measured rate)")
+    run.say(f"latency: producing {count:,} events at {rate:,.0f}/s"
+            f"{'' if run.options.latency_rate else ' (half the measured rate)'}")
     sent = await _produce_at(run.bootstrap, run.names, events, rate)
     await wait_for_count(run.offsets, outcomes, count, "latency outcomes", run.options.stage_timeout_s,
                          run.say, alive, since)
