@@ -134,8 +134,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 by_topic: dict[str, list[RawRecord]] = {}
                 for tp, records in fetched.items():
                     by_topic.setdefault(tp.topic, []).extend(raw_record(r) for r in records)
-                for topic, records in by_topic.items():
-                    await screen_batch(self.ctx, self.plans[topic], records)
+                await screen_batch(self.ctx, [(self.plans[topic], records) for topic, records in by_topic.items()])
             except asyncio.CancelledError:
                 raise
             except FenceClosed:

@@ -55,27 +55,34 @@ async def _already_emitted(ctx: Any, records: Sequence[RawRecord], decisions: Se
     return skip
 
 
-def _screen_all(ctx: Any, plan: DatasetPlan, records: Sequence[RawRecord]) -> list[Decision]:
+def _screen_all(ctx: Any, plans: Sequence[DatasetPlan], records: Sequence[RawRecord]) -> list[Decision]:
     decisions = []
-    for record in records:
+    for plan, record in zip(plans, records, strict=True):
         started = time.perf_counter()
         decisions.append(screen(record, plan, ctx.fault_hook))
         ctx.metrics.screen_latency.observe(time.perf_counter() - started)
     return decisions
 
 
-async def screen_batch(ctx: Any, plan: DatasetPlan, raw: list[RawRecord]) -> None:
-    """Screen ``raw``; return once every outcome and provenance record is acknowledged."""
+async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> None:
+    """Screen the records of every ``(plan, records)`` group of a fetch together (one send of outcomes
+    and one of provenance for all: each is a round trip the batch waits for); return once every
+    outcome and provenance record is acknowledged."""
     received_at = now_iso()
-    records = ctx.effects.fresh(raw)
+    records: list[RawRecord] = []
+    plans: list[DatasetPlan] = []  # plans[i] screens records[i]
+    for plan, raw in groups:
+        fresh = ctx.effects.fresh(raw)
+        records.extend(fresh)
+        plans.extend([plan] * len(fresh))
     if not records:
         return
-    decisions = _screen_all(ctx, plan, records)
+    decisions = _screen_all(ctx, plans, records)
     # One outcome record per event, plus one per egress profile when cleared; owners[j] is the
     # index of the event that outputs[j] belongs to.
     owners, outputs = [], []
     for i, (d, r) in enumerate(zip(decisions, records, strict=True)):
-        for out in outputs_for(d, r, plan):
+        for out in outputs_for(d, r, plans[i]):
             owners.append(i)
             outputs.append(out)
     partitions = [partition_for(o, decisions[i].event_id, ctx.partitions[o.topic]) for o, i in zip(outputs, owners, strict=True)]
@@ -94,6 +101,7 @@ async def screen_batch(ctx: Any, plan: DatasetPlan, raw: list[RawRecord]) -> Non
                        for source, (first, last) in due.items()]
             await send_all(ctx.producer, [Output(ctx.topics.intents, k, v, []) for k, v in intents])
         metas = await send_all(ctx.producer, [outputs[j] for j in pending], [partitions[j] for j in pending])
+        ctx.effects.acked(metas)
         coords.update({j: Emitted(m.topic, m.partition, m.offset) for j, m in zip(pending, metas, strict=True)})
     _observe_latency(ctx, records, decisions)
     sent: dict[int, list[int]] = {}
@@ -107,14 +115,18 @@ async def screen_batch(ctx: Any, plan: DatasetPlan, raw: list[RawRecord]) -> Non
     for i, (d, r) in enumerate(zip(decisions, records, strict=True)):
         first, *more = sent[i]
         extra = [(outputs[j], coords[j].partition, coords[j].offset) for j in more]
-        fragment = screen_fragment(d, r, plan, outputs[first], coords[first].partition, coords[first].offset,
+        fragment = screen_fragment(d, r, plans[i], outputs[first], coords[first].partition, coords[first].offset,
                                    received_at, extra, decided_at)
         by_partition.setdefault(key_partition(d.event_id.encode(), provenance_partitions), []).append(fragment)
     parts = sorted(by_partition)
     await send_all(ctx.producer, [Output(ctx.topics.provenance, None, orjson.dumps(by_partition[p]), []) for p in parts],
                    parts)
     ctx.effects.processed(records)
-    ctx.metrics.on_screened(plan.name, decisions)
+    by_dataset: dict[str, list[Decision]] = {}
+    for plan, d in zip(plans, decisions, strict=True):
+        by_dataset.setdefault(plan.name, []).append(d)
+    for dataset, screened in by_dataset.items():
+        ctx.metrics.on_screened(dataset, screened)
 
 
 def _observe_latency(ctx: Any, records: Sequence[RawRecord], decisions: Sequence[Decision]) -> None:

@@ -80,6 +80,7 @@ class EffectLog:
         self._windows: dict[TP, list[Window]] = {}  # uncommitted batches per source partition
         self._written: dict[TP, tuple[int, dict[TP, int], float]] = {}  # last intent: first, destinations, when
         self.refresh_s = INTENT_REFRESH_S
+        self._sent: dict[TP, int] = {}  # per destination partition: one past the last offset acked to us
         self._lock = asyncio.Lock()
 
     async def _consumer(self) -> AIOKafkaConsumer:
@@ -100,6 +101,7 @@ class EffectLog:
         self._done.clear()
         self._windows.clear()
         self._written.clear()
+        self._sent.clear()
 
     def fresh(self, records: list[Any]) -> list[Any]:
         """``records`` less any this process already processed (a redelivery without a rebalance,
@@ -120,10 +122,28 @@ class EffectLog:
             tp = (record.topic, record.partition)
             self._done[tp] = max(self._done.get(tp, -1), record.offset)
 
+    def acked(self, metas: Iterable[Any]) -> None:
+        """Note where the broker put records this worker sent (``RecordMetadata``)."""
+        sent = self._sent
+        for meta in metas:
+            tp = (meta.topic, meta.partition)
+            if meta.offset >= sent.get(tp, 0):
+                sent[tp] = meta.offset + 1
+
     async def highwaters(self, tps: Iterable[TP]) -> dict[TP, int]:
-        consumer = await self._consumer()
-        ends = await consumer.end_offsets([TopicPartition(t, p) for t, p in tps])
-        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+        """A watermark per destination partition at or below any offset a later send can get.
+
+        One past the last offset acknowledged to this worker is one (the log only grows), so the
+        broker is asked only about partitions this worker has not sent to since the last rebalance:
+        asking it cost 100-200 ms on a loaded broker, and every intent refresh paid it."""
+        tps = list(tps)
+        marks = {tp: self._sent[tp] for tp in tps if tp in self._sent}
+        unknown = [TopicPartition(t, p) for t, p in tps if (t, p) not in marks]
+        if unknown:
+            consumer = await self._consumer()
+            ends = await consumer.end_offsets(unknown)
+            marks.update({(tp.topic, tp.partition): offset for tp, offset in ends.items()})
+        return marks
 
     async def recovered(self, source: TP) -> Recovered:
         """The already-emitted events of ``source``'s last intent (read once per ownership)."""

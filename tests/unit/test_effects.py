@@ -72,3 +72,20 @@ def test_only_events_from_the_recovered_window_count_as_emitted():
     assert recovered.lookup(12, "e1", "eu.rejected.payments") is None
     assert recovered.lookup(9, "e1", "eu.cleared.payments") is None
     assert Recovered().lookup(12, "e1", "eu.cleared.payments") is None
+
+
+class Meta:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+def test_watermarks_of_partitions_this_worker_sent_to_come_from_its_acks_without_asking_the_broker():
+    import asyncio
+
+    effects = log()  # its broker address is unreachable: asking it would fail
+    effects.acked([Meta(*CLEARED0, 41), Meta(*CLEARED0, 40), Meta(*CLEARED1, 7)])
+    assert asyncio.run(effects.highwaters([CLEARED0, CLEARED1])) == {CLEARED0: 42, CLEARED1: 8}
+    effects.acked([Meta(*CLEARED0, 12)])  # an older ack arriving late never lowers the mark
+    assert asyncio.run(effects.highwaters([CLEARED0])) == {CLEARED0: 42}
+    effects.forget()  # after a rebalance the broker is asked again
+    assert effects._sent == {}  # noqa: SLF001
