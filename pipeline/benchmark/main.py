@@ -76,9 +76,10 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
         result: dict[str, object] = {"events": options.events}
         result["event_bytes_avg"] = round(await stages.produce_events(run, region, options.events))
         rss: dict[str, float] = {}
+        cpu: dict[str, dict[str, int]] = {}  # CPU us per event of each stage's process and of the broker
         for mode, key in stages.PASSTHROUGHS.items():
             if mode in options.stages:
-                window, rss[mode] = await stages.passthrough_stage(run, mode)
+                window, rss[mode], cpu[mode] = await stages.passthrough_stage(run, mode)
                 result[key] = round(window.eps)
         if "screen" in options.stages:
             screen = await stages.screen_stage(run)
@@ -91,9 +92,11 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
             result.update({k: screen[k] for k in ("p50_ms", "p99_ms", "rss_mb")})
             result["screen_outcomes_eps"] = round(screen["outcomes_eps"])
             result["screen_cpu_us_per_event"] = screen["cpu_us_per_event"]
+            cpu["screen"] = screen["cpu"]
             result["latency"] = {k: screen[k] for k in
                                  ("latency_rate_eps", "latency_events", "latency_cleared", "latency_max_ms")}
         result["passthrough_rss_mb"] = rss
+        result["cpu_us_per_event"] = cpu
         if options.workers >= 2:
             two = await stages.two_worker_stage(run)
             result["two_workers"] = {"screen_eps": round(two["window"].eps), "rss_mb": two["rss_mb"],

@@ -158,6 +158,47 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+def listening_pid(bootstrap: str) -> int | None:
+    """The local process listening on the first bootstrap server's port (the broker), if any."""
+    try:
+        port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return conn.pid
+    except (ValueError, IndexError, psutil.Error):
+        pass
+    return None
+
+
+class CpuMeter:
+    """CPU seconds of a process and of the broker (when it runs here) from ``start`` to ``stop``."""
+
+    def __init__(self, pid: int, broker_pid: int | None) -> None:
+        self.pids = {"process": pid, "broker": broker_pid}
+        self._start: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self.pids.items():
+            try:
+                if pid is not None:
+                    out[name] = cpu_seconds(pid)
+            except psutil.Error:
+                pass
+        return out
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> None:
+        now = self._now()
+        self.used = {name: now[name] - self._start[name] for name in now if name in self._start}
+
+    def us_per_event(self, events: int) -> dict[str, int]:
+        return {name: round(1e6 * seconds / events) for name, seconds in self.used.items()}
+
+
 def machine() -> dict[str, object]:
     model = platform.processor() or "unknown"
     try:

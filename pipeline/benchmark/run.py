@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pipeline.admin import apply_topics
 from pipeline.benchmark.events import bench_events
 from pipeline.benchmark.fleet import Passthrough, WorkerEnv, region_policy
-from pipeline.benchmark.measure import Offsets, PeakRss, Window, cpu_seconds, wait_for_count
+from pipeline.benchmark.measure import CpuMeter, Offsets, PeakRss, Window, listening_pid, wait_for_count
 from pipeline.harness import outcome_topics, produce
 from pipeline.policy import LoadedPolicy
 from pipeline.topics import RegionTopics, TopicSpec, topic_specs
@@ -100,14 +100,20 @@ async def passthrough_stage(run: Run, mode: str) -> tuple[Window, float]:
     proc = Passthrough(mode, run.bootstrap, run.raw_topics, sink, run.run_dir).start()
     try:
         with PeakRss(proc.proc.pid) as rss:
+            cpu = CpuMeter(proc.proc.pid, listening_pid(run.bootstrap))
+            await wait_for_count(run.offsets, [sink], 1, f"{mode} first output", run.options.stage_timeout_s,
+                                 lambda _: None, lambda: proc.alive)
+            cpu.start()
             await wait_for_count(run.offsets, [sink], run.options.events, mode, run.options.stage_timeout_s,
                                  run.say, lambda: proc.alive)
+            cpu.stop()
         window = await run.offsets.window([sink])
     finally:
         proc.stop()
+    cpu_us = cpu.us_per_event(run.options.events)
     run.say(f"{mode}: {window.eps:,.0f} events/s over {(window.last_ms - window.first_ms) / 1000:.1f}s, "
-            f"peak RSS {rss.peak_mb:.0f} MB")
-    return window, rss.peak_mb
+            f"peak RSS {rss.peak_mb:.0f} MB, CPU us/event {cpu_us}")
+    return window, rss.peak_mb, cpu_us
 
 
 async def wait_topology(run: Run, loaded: LoadedPolicy, target: int, label: str, alive: Callable[[], bool],
@@ -144,9 +150,11 @@ async def screen_stage(run: Run) -> dict[str, object]:
             outcomes = list(outcome_topics(run.loaded.policy))
             await wait_for_count(run.offsets, outcomes, 1, "screen first outcome", run.options.stage_timeout_s,
                                  lambda _: None, lambda: worker.alive)
-            cpu_start = cpu_seconds(worker.proc.pid)  # CPU per event holds on a busy box; events/s does not
+            cpu = CpuMeter(worker.proc.pid, listening_pid(run.bootstrap))
+            cpu.start()  # CPU per event holds on a busy box; events/s does not
             await wait_topology(run, run.loaded, run.options.events, "screen", lambda: worker.alive)
-            cpu_us = 1e6 * (cpu_seconds(worker.proc.pid) - cpu_start) / run.options.events
+            cpu.stop()
+            cpu_us = cpu.us_per_event(run.options.events).get("process", 0)
             window = await topology_window(run, run.loaded)
             to_outcomes = await run.offsets.window(outcomes)
             run.say(f"screen: {window.eps:,.0f} events/s end to end ({to_outcomes.eps:,.0f}/s to outcomes), "
@@ -156,7 +164,7 @@ async def screen_stage(run: Run) -> dict[str, object]:
         worker.stop()
     run.say(f"screen worker peak RSS {rss.peak_mb:.0f} MB")
     return {"window": window, "outcomes_eps": to_outcomes.eps, "cpu_us_per_event": round(cpu_us), "rss_mb": rss.peak_mb,
-            **latency}
+            "cpu": cpu.us_per_event(run.options.events), **latency}
 
 
 async def latency_stage(run: Run, rate: float, alive: Callable[[], bool]) -> dict[str, object]:
