@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -62,8 +63,9 @@ def register_record(app: faust.App, ctx: FleetContext) -> None:
                                                    within=ctx.settings.batch_within_s):
                 await ctx.gate()
                 chained, changelog = fold_batch(ctx.provenance, events)
-                await write_changelog(ctx, ctx.provenance, changelog)
-                await ctx.audit.append(chained)
+                # both are acknowledged before the batch is, and neither needs the other: their
+                # round trips overlap (a crash before both are acknowledged replays the batch)
+                await asyncio.gather(write_changelog(ctx, ctx.provenance, changelog), ctx.audit.append(chained))
 
     app.agent(topic, name="record")(record_provenance)
 

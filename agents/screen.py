@@ -7,10 +7,13 @@ group ``<app id>.screen``, reads every raw topic in batches the way Kafka Stream
 
 1. ``getmany`` a batch; screen it (pipeline.batch); every output and provenance fragment is
    acknowledged by the broker before ``screen_batch`` returns;
-2. commit, per partition, the offset after the batch's last record.
+2. commit, per partition, the offset after the last record screened, at most every
+   ``COMMIT_INTERVAL_S`` (as Kafka Streams commits on an interval): a commit is a round trip the
+   loop waits for, ~15-20 ms on a loaded broker, and paying it per fetch added that to every
+   batch's latency.
 
-A crash between 1 and 2 makes the next owner process the batch again; pipeline.effects makes sure
-it sends nothing twice. On a rebalance the revocation waits for the batch in hand (it finishes and
+A crash between 1 and 2 makes the next owner process the batches since the last commit again;
+pipeline.effects makes sure it sends nothing twice (its intents cover every batch not committed). On a rebalance the revocation waits for the batch in hand (it finishes and
 commits), and a batch fetched under an earlier generation is dropped unprocessed: its records are
 fetched again from the committed offset by whoever owns them now.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -35,6 +39,7 @@ from pipeline.topics import screen_group
 from schemas.decision import RawRecord
 
 log = logging.getLogger(__name__)
+COMMIT_INTERVAL_S = 0.5
 
 
 def raw_record(record: Any) -> RawRecord:
@@ -52,6 +57,8 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         self.plans = {plan.raw_topic: plan for plan in ctx.plans.values()}
         self.consumer: AIOKafkaConsumer | None = None
         self.committed: dict[tuple[str, int], int] = {}  # next offset to read, per owned partition
+        self._screened: dict[TopicPartition, int] = {}  # screened, acknowledged, not yet committed
+        self._committed_at = 0.0  # monotonic time of the last commit
         self._generation = 0  # bumped on every revocation
         self._failures = 0  # batches in a row the broker failed (for the retry delay)
         self._lock = asyncio.Lock()  # held while a batch is processed and committed
@@ -61,6 +68,9 @@ class ScreenStage(Service, ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self._lock:  # the batch in hand finishes and commits first
+            if self.consumer is not None:
+                await self._commit(self.consumer)
+            self._screened.clear()
             self._generation += 1
             self.committed.clear()
             self.ctx.effects.forget()
@@ -99,8 +109,11 @@ class ScreenStage(Service, ConsumerRebalanceListener):
 
     async def on_stop(self) -> None:
         if self.consumer is not None:
-            consumer, self.consumer = self.consumer, None
-            await consumer.stop()  # waits for the batch in hand through on_partitions_revoked
+            consumer = self.consumer
+            async with self._lock:  # the batch in hand finishes first; what was screened is committed
+                await self._commit(consumer)
+            self.consumer = None
+            await consumer.stop()
 
     @Service.task
     async def _screen_forever(self) -> None:
@@ -120,6 +133,9 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 await self.sleep(1.0)
                 continue
             if not fetched:
+                if self._screened:  # idle: commit what was screened
+                    async with self._lock:
+                        await self._commit(consumer)
                 continue
             if self.ctx.fence is not None and self.ctx.fence.closed:
                 await self._fenced(consumer, fetched)  # outside the lock: a rebalance may go on meanwhile
@@ -147,17 +163,26 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 log.error("agent screen failed (%s); stopping the worker", type(exc).__name__)
                 await self.ctx.app.crash(exc)
                 raise
-            offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
-            try:
-                await consumer.commit(offsets)
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                # The group moved on without us; the new owner reads from the last commit and
-                # pipeline.effects finds what this batch already sent.
-                log.warning("screen stage commit failed (%s); the next owner resumes", type(exc).__name__)
-                return
-            for tp, offset in offsets.items():
-                self.committed[(tp.topic, tp.partition)] = offset
+            self._screened.update({tp: records[-1].offset + 1 for tp, records in fetched.items()})
             self._failures = 0
+            if time.monotonic() - self._committed_at >= COMMIT_INTERVAL_S:
+                await self._commit(consumer)
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit what was screened since the last commit (with the lock held)."""
+        offsets, self._screened = self._screened, {}
+        self._committed_at = time.monotonic()
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # The group moved on without us; the new owner reads from the last commit and
+            # pipeline.effects finds what these batches already sent.
+            log.warning("screen stage commit failed (%s); the next owner resumes", type(exc).__name__)
+            return
+        for tp, offset in offsets.items():
+            self.committed[(tp.topic, tp.partition)] = offset
 
     async def _start_over(self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list], exc: Exception) -> None:
         """The broker failed a request mid-batch (it restarted, or a leader moved): go back to the
@@ -176,12 +201,15 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         await self.ctx.gate()
 
     def _rewind(self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list]) -> None:
-        """Fetch the batch again from the committed offsets, recovering as a new owner would: whatever
-        a failed attempt sent is read back through its acknowledged intent, never sent twice."""
+        """Fetch again from the committed offsets, recovering as a new owner would: whatever a failed
+        attempt, or a batch screened since the last commit, sent is read back through its
+        acknowledged intent, never sent twice. (Committing those batches instead would leave them
+        outside the next intent, which ``forget`` starts afresh.)"""
         self.ctx.effects.forget()
-        for tp in fetched:
+        for tp in {*fetched, *self._screened}:
             if tp in consumer.assignment():
                 consumer.seek(tp, self.committed.get((tp.topic, tp.partition), 0))
+        self._screened.clear()
 
     async def lags(self) -> dict[tuple[str, int], int]:
         """High watermark minus committed offset, per owned raw partition."""
