@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -38,6 +39,21 @@ async def _read(bootstrap: str, topic: str, partition: int, start: int, stop: in
         return await read_range(consumer, tp, start, stop)
     finally:
         await consumer.stop()
+
+
+CHILD_NICENESS = 19
+
+
+def lower_priority() -> None:
+    """The child's initializer: verification is background work that must not take CPU from the
+    data path. Its bursts (up to ``audit_verify_max_records`` per partition every
+    ``audit_verify_interval_s``) took a core from the broker and the worker on a 2-core box:
+    ingress-to-cleared p99 in ``residency bench`` at 500 events/s was 0.9-1.2 s with the verifier at
+    the worker's priority and 0.29 s with it off (docs/benchmarks.md, session 4)."""
+    try:
+        os.nice(CHILD_NICENESS)
+    except OSError:  # not permitted here: run at the same priority
+        pass
 
 
 @functools.lru_cache(maxsize=4)

@@ -20,7 +20,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.audit import Finding, load_public_keys
-from pipeline.auditchild import read_and_check
+from pipeline.auditchild import lower_priority, read_and_check
 from pipeline.audittail import TailState, plan_read, truncation
 from pipeline.context import FleetContext
 from pipeline.metrics import Metrics
@@ -89,7 +89,7 @@ class AuditWatch:
         if self._pool is None:
             # spawn, never fork: the worker has threads (Faust's consumer, aiokafka)
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=lower_priority)
         return self._pool
 
     def _count(self, findings: list[Finding]) -> None:

@@ -154,3 +154,17 @@ def test_when_a_young_partition_has_no_checkpoint_yet_then_it_is_verified_from_g
 
     assert run(cursor, part) == TailResult(verified=5)
     assert run(TailCursor(), genesis_damaged).finding.kind == "modified"
+
+
+def test_the_verifier_child_runs_at_a_lower_priority_than_the_worker():
+    import subprocess
+    import sys
+
+    code = ("import os; from pipeline.auditchild import lower_priority; "
+            "before = os.nice(0); lower_priority(); print(before, os.nice(0))")
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    before, after = map(int, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                            check=True, cwd=root).stdout.split())
+    assert after == min(19, before + 19) > before or before == 19
