@@ -49,7 +49,8 @@ def lower_priority() -> None:
     data path. Its bursts (up to ``audit_verify_max_records`` per partition every
     ``audit_verify_interval_s``) took a core from the broker and the worker on a 2-core box:
     ingress-to-cleared p99 in ``residency bench`` at 500 events/s was 0.9-1.2 s with the verifier at
-    the worker's priority and 0.29 s with it off (docs/benchmarks.md, session 4)."""
+    the worker's priority every 30 s, 0.5-0.56 s at niceness 19, 0.21-0.27 s at niceness 19 every
+    5 s, and 0.29 s with it off (docs/benchmarks.md, session 4)."""
     try:
         os.nice(CHILD_NICENESS)
     except OSError:  # not permitted here: run at the same priority

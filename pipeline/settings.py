@@ -39,8 +39,9 @@ class Settings(BaseSettings):
     audit_checkpoint_entries: int = Field(default=1000, ge=1)
     audit_checkpoint_seconds: float = Field(default=10.0, gt=0)
     audit_verify_interval_s: float = Field(
-        default=30.0, gt=0, le=3600,
-        description="how often each worker verifies the tail of the audit chain partitions it owns")
+        default=5.0, gt=0, le=3600,
+        description="how often each worker verifies the tail of the audit chain partitions it owns (small "
+                    "runs often: a 30 s run's burst doubled the ingress-to-cleared p99 in residency bench)")
     audit_verify_max_records: int = Field(
         default=10_000, ge=100, le=1_000_000,
         description="records read per partition per verification run at most (older ones are skipped)")
