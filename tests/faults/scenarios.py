@@ -404,15 +404,24 @@ def rebalance(fleet: Fleet, events: int, seed: int, per_second: float = 1500, la
 
     second, killed_at = asyncio.run(run())
 
+    last: dict[tuple[str, int], int] = {}
+
     def caught_up() -> bool:
         current = lags(second)
         if current is None:
             return False
+        last.clear()
+        last.update(current)
         report.max_lag = max(report.max_lag, sum(current.values()))
         report.max_rss_mb = max(report.max_rss_mb, rss_bytes(second) / 2**20)
         return set(current) >= everything and not any(current.values())
 
-    wait_until(caught_up, lag_bound_s + 60, "the survivor to own every partition with zero lag", interval=0.5)
+    try:
+        wait_until(caught_up, lag_bound_s + 60, "the survivor to own every partition with zero lag", interval=0.5)
+    except Deadline as exc:  # say which partitions lag, and by how much
+        lagging = {f"{t}[{p}]": n for (t, p), n in sorted(last.items()) if n}
+        missing = sorted(f"{t}[{p}]" for t, p in everything - set(last))
+        raise Deadline(f"{exc}: lag {lagging or 'none'}; not owned {missing or 'none'}") from exc
     report.lag_recovery_s = time.monotonic() - killed_at
     report.check = check_events(fleet.bootstrap, fleet.loaded, mix, timeout_s=timeout_s)
     assert second.alive, second.log_tail()
