@@ -58,11 +58,10 @@ def sealed(outputs: Sequence[Output]) -> Sequence[Output]:
     if not todo:
         return outputs
     done = list(outputs)
-    by_attestor: dict[int, list[int]] = {}
+    by_attestor: dict[Any, list[int]] = {}
     for i in todo:
-        by_attestor.setdefault(id(outputs[i].seal.attestor), []).append(i)
-    for indexes in by_attestor.values():
-        attestor = outputs[indexes[0]].seal.attestor
+        by_attestor.setdefault(outputs[i].seal.attestor, []).append(i)
+    for attestor, indexes in by_attestor.items():
         messages = [attestation_message(outputs[i].topic, outputs[i].seal.event_id, outputs[i].seal.policy_hash,
                                         outputs[i].key, outputs[i].value) for i in indexes]
         for i, header in zip(indexes, attestor.headers(messages), strict=True):
