@@ -79,12 +79,9 @@ class Decider:
             waiter.set_result(result)
 
     async def handle(self, event: Any) -> None:
-        """A record of ``R.approvals`` (its event current); holds go through :meth:`hold`."""
+        """A keyed record of ``R.approvals`` (its event current); holds go through :meth:`hold`."""
         msg = event.message
         key = msg.key
-        if not key:
-            log.warning("record without an event id key", extra={"topic": msg.topic, "offset": msg.offset})
-            return
         current = held_state.decode(self.ctx.held.get(key))
         doc = _parse(msg.value)
         if doc is None or doc.get("event_id") not in (None, key.decode(errors="replace")):
@@ -98,10 +95,14 @@ class Decider:
         writes: dict[tuple[int, bytes], bytes] = {}  # (partition, key) -> value, for the changelog
         try:
             for event in events:
+                msg = event.message
+                if not msg.key:
+                    log.warning("record without an event id key", extra={"topic": msg.topic, "offset": msg.offset})
+                    continue
                 # the store and Faust's table writes pick the partition from the current event
                 make_current(event)
-                if event.message.topic == self.ctx.topics.held:
-                    self.hold(event.message, writes)
+                if msg.topic == self.ctx.topics.held:
+                    self.hold(msg, writes)
                 else:
                     await self.flush(writes)
                     await self.handle(event)
@@ -117,11 +118,9 @@ class Decider:
             await write_changelog(self.ctx, self.ctx.held, records)
 
     def hold(self, msg: Any, writes: dict[tuple[int, bytes], bytes]) -> None:
-        """A held record (its event current): a new hold in the store, its changelog record in ``writes``."""
+        """A keyed held record (its event current): a new hold in the store, its changelog record in
+        ``writes``."""
         key = msg.key
-        if not key:
-            log.warning("record without an event id key", extra={"topic": msg.topic, "offset": msg.offset})
-            return
         store = self.ctx.held.data
         envelope = _parse(msg.value)
         if envelope is None or envelope.get("event_id") != key.decode(errors="replace"):
