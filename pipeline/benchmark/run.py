@@ -95,7 +95,7 @@ async def produce_events(run: Run, region: str, count: int) -> float:
     return sizes[0] / max(1, sizes[1])
 
 
-async def passthrough_stage(run: Run, mode: str) -> tuple[Window, float]:
+async def passthrough_stage(run: Run, mode: str) -> tuple[Window, float, dict[str, int]]:
     sink = f"{run.names.region}.bench.{mode}"
     proc = Passthrough(mode, run.bootstrap, run.raw_topics, sink, run.run_dir).start()
     try:
@@ -154,17 +154,17 @@ async def screen_stage(run: Run) -> dict[str, object]:
             cpu.start()  # CPU per event holds on a busy box; events/s does not
             await wait_topology(run, run.loaded, run.options.events, "screen", lambda: worker.alive)
             cpu.stop()
-            cpu_us = cpu.us_per_event(run.options.events).get("process", 0)
+            cpu_us = cpu.us_per_event(run.options.events)
             window = await topology_window(run, run.loaded)
             to_outcomes = await run.offsets.window(outcomes)
             run.say(f"screen: {window.eps:,.0f} events/s end to end ({to_outcomes.eps:,.0f}/s to outcomes), "
-                    f"{cpu_us:,.0f} us of worker CPU per event, RSS so far {rss.peak_mb:.0f} MB")
+                    f"{cpu_us.get('process', 0):,} us of worker CPU per event, RSS so far {rss.peak_mb:.0f} MB")
             latency = await latency_stage(run, run.options.latency_rate or window.eps / 2, lambda: worker.alive)
     finally:
         worker.stop()
     run.say(f"screen worker peak RSS {rss.peak_mb:.0f} MB")
-    return {"window": window, "outcomes_eps": to_outcomes.eps, "cpu_us_per_event": round(cpu_us), "rss_mb": rss.peak_mb,
-            "cpu": cpu.us_per_event(run.options.events), **latency}
+    return {"window": window, "outcomes_eps": to_outcomes.eps, "cpu_us_per_event": cpu_us.get("process", 0),
+            "rss_mb": rss.peak_mb, "cpu": cpu_us, **latency}
 
 
 async def latency_stage(run: Run, rate: float, alive: Callable[[], bool]) -> dict[str, object]:
