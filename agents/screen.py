@@ -13,9 +13,10 @@ group ``<app id>.screen``, reads every raw topic in batches the way Kafka Stream
    batch's latency.
 
 A crash between 1 and 2 makes the next owner process the batches since the last commit again;
-pipeline.effects makes sure it sends nothing twice (its intents cover every batch not committed). On a rebalance the revocation waits for the batch in hand (it finishes and
-commits), and a batch fetched under an earlier generation is dropped unprocessed: its records are
-fetched again from the committed offset by whoever owns them now.
+pipeline.effects makes sure it sends nothing twice (its intents cover every batch not committed).
+On a rebalance the revocation waits for the batch in hand (it finishes and commits), and a batch
+fetched under an earlier generation is dropped unprocessed: its records are fetched again from the
+committed offset by whoever owns them now.
 
 It runs inside the Faust worker as a service: same process, producer, metrics, web and health.
 """
