@@ -1,0 +1,31 @@
+"""The partition of a key, as Kafka's default partitioner picks it (pipeline.topics.key_partition)."""
+
+from aiokafka.partitioner import DefaultPartitioner, murmur2 as reference
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.topics import key_partition, murmur2
+
+
+@settings(max_examples=2000)
+@given(st.binary(max_size=400))
+def test_murmur2_is_kafkas(data: bytes) -> None:
+    assert murmur2(data) == reference(data)
+
+
+def test_every_tail_length_and_long_keys() -> None:
+    for n in (*range(0, 40), 255, 256, 257, 258, 259, 4096):
+        data = bytes((i * 131 + 7) % 256 for i in range(n))
+        assert murmur2(data) == reference(data), n
+
+
+@given(st.binary(max_size=64), st.integers(min_value=1, max_value=64))
+def test_key_partition_is_the_default_partitioners(key: bytes, partitions: int) -> None:
+    every = list(range(partitions))
+    assert key_partition(key, partitions) == DefaultPartitioner()(key, every, every)
+
+
+def test_javas_partitions() -> None:
+    # Partitions of 1,000 that Kafka's Java client picks (pinned by kafka-python's test suite).
+    expected = {b"": 681, b"a": 524, b"ab": 434, b"abc": 107, b"123456789": 566, b"\x00 ": 742}
+    assert {key: key_partition(key, 1000) for key in expected} == expected
