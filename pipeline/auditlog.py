@@ -19,6 +19,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.audit import ChainWriter, Signer
 from pipeline.audit.entry import format_at
+from pipeline.outputs import Output
+from pipeline.sender import send_all
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +79,8 @@ class AuditAppender:
     async def _send(self, partition: int, values: list[bytes], topic: str | None = None) -> None:
         producer = self._producer()
         try:
-            futures = [await producer.send(topic or self.audit_topic, None, v, partition, None, None)
-                       for v in values]
-            await asyncio.gather(*futures)
+            name = topic or self.audit_topic
+            await send_all(producer, [Output(name, None, v, []) for v in values], [partition] * len(values))
         except BaseException:
             self._writers.pop(partition, None)  # outcome unknown: resume from the topic next time
             raise
