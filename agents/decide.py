@@ -31,7 +31,7 @@ from pipeline.identity import IdentityError
 from pipeline.outputs import Output, egress_outputs, now_iso, output_for
 from pipeline.screen import screen
 from pipeline.sender import send_all
-from pipeline.tables import make_current, write_changelog
+from pipeline.tables import make_current, read_store, write_changelog, write_store
 from schemas.decision import Outcome
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class Decider:
                 if not msg.key:
                     log.warning("record without an event id key", extra={"topic": msg.topic, "offset": msg.offset})
                     continue
-                # the store and Faust's table writes pick the partition from the current event
+                # Faust's table reads and writes in a decision pick the partition from the current event
                 make_current(event)
                 if msg.topic == self.ctx.topics.held:
                     self.hold(msg, writes)
@@ -111,29 +111,28 @@ class Decider:
         await self.flush(writes)
 
     async def flush(self, writes: dict[tuple[int, bytes], bytes]) -> None:
-        """Send the holds written so far to the table's changelog and await the broker's acks."""
+        """Write the holds taken so far to the table's store (one RocksDB write batch per partition),
+        send them to its changelog and await the broker's acks."""
         if writes:
             records = [(partition, key, value) for (partition, key), value in writes.items()]
             writes.clear()
+            write_store(self.ctx.held, records)
             await write_changelog(self.ctx, self.ctx.held, records)
 
     def hold(self, msg: Any, writes: dict[tuple[int, bytes], bytes]) -> None:
-        """A keyed held record (its event current): a new hold in the store, its changelog record in
-        ``writes``."""
+        """A keyed held record: a new hold in ``writes``, which :meth:`flush` writes to the store and
+        its changelog before any later decision is handled."""
         key = msg.key
-        store = self.ctx.held.data
         envelope = _parse(msg.value)
         if envelope is None or envelope.get("event_id") != key.decode(errors="replace"):
             log.warning("held record is not an envelope for its key", extra=_source(msg))
             return
-        current = held_state.decode(store.get(key))
+        current = held_state.decode(writes.get((msg.partition, key)) or read_store(self.ctx.held, msg.partition, key))
         if current is not None:  # screen reprocessed a batch, or a decided hold came again: keep the first
             if current["envelope"].get("raw_sha256") != envelope.get("raw_sha256"):
                 log.warning("another payload was held under an existing event id", extra=_source(msg))
             return
-        value = held_state.encode(held_state.new_state(envelope, _source(msg)))
-        store[key] = value
-        writes[(msg.partition, key)] = value
+        writes[(msg.partition, key)] = held_state.encode(held_state.new_state(envelope, _source(msg)))
 
     async def on_decision(self, key: bytes, current: dict | None, decision: dict, source: dict) -> None:
         used = (current or {}).get("used", {}).get(str(decision.get("decision_id")))

@@ -11,44 +11,40 @@ import orjson
 
 from pipeline.context import FleetContext
 from pipeline.provenance import fold, fragments_of
-from pipeline.tables import make_current, write_changelog
+from pipeline.tables import read_store, write_changelog, write_store
 
 log = logging.getLogger(__name__)
 
 
 def fold_batch(table: Any, events: list[Any]) -> tuple[list[tuple[int, dict]], list[tuple[int, bytes, bytes]]]:
-    """Fold every fragment of ``events`` into the table's RocksDB store.
+    """Fold every fragment of ``events`` into the table's RocksDB store, one write batch per partition.
 
     Returns ``(partition, fragment)`` for the audit chain and ``(partition, key, value)`` for the
     table's changelog, which the caller sends and awaits before the batch is acknowledged (one send
     per folded key instead of Faust's per-write changelog path).
     """
-    store = table.data
     chained: list[tuple[int, dict]] = []
-    changelog: dict[tuple[int, bytes], bytes] = {}
+    changelog: dict[tuple[int, bytes], bytes] = {}  # also what this batch wrote, for later fragments of a key
     for event in events:
-        # The store picks the RocksDB partition from the current event; in a batch that must be
-        # this event, or a key would be written under another partition.
-        make_current(event)
         msg = event.message
         try:
             fragments = fragments_of(msg.value)
         except (orjson.JSONDecodeError, ValueError):
             log.warning("not a provenance record", extra={"partition": msg.partition, "offset": msg.offset})
             continue
+        partition = msg.partition
         for fragment in fragments:
             key = fragment["event_id"].encode()
-            existing = store.get(key)
+            existing = changelog.get((partition, key)) or read_store(table, partition, key)
             folded = fold(existing, fragment)
             # A fragment folded before is written again all the same: after a kill -9 the local
             # RocksDB can hold a value whose changelog record never reached the broker, and only a
             # write puts it back in the changelog (the table's only copy once the local store is lost).
-            value = folded if folded is not None else existing
-            store[key] = value
-            changelog[(msg.partition, key)] = value
-            chained.append((msg.partition, fragment))
-    make_current(None)
-    return chained, [(p, k, v) for (p, k), v in changelog.items()]
+            changelog[(partition, key)] = folded if folded is not None else existing
+            chained.append((partition, fragment))
+    records = [(p, k, v) for (p, k), v in changelog.items()]
+    write_store(table, records)
+    return chained, records
 
 
 def register_record(app: faust.App, ctx: FleetContext) -> None:

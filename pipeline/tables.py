@@ -8,6 +8,7 @@ from typing import Any
 import faust
 from faust.streams import _current_event
 from faust.types import TP
+from rocksdict import WriteBatch
 
 from pipeline.outputs import Output
 from pipeline.sender import send_all
@@ -35,6 +36,26 @@ def make_current(event: Any) -> None:
     ``current_event``, which ``take_events`` reads in another task to fill the next batch: it then
     took our event, or none ("Take buffer found current_event is None" crashed the stream)."""
     _current_event.set(None if event is None else weakref.ref(event))
+
+
+def read_store(table: Any, partition: int, key: bytes) -> bytes | None:
+    """``key``'s value in the RocksDB database of ``table``'s ``partition``, or ``None``."""
+    return table.data._db_for_partition(partition).get(key)  # noqa: SLF001 - Faust's rocksdb store
+
+
+def write_store(table: Any, records: list[tuple[int, bytes, bytes]]) -> None:
+    """Write ``(partition, key, value)`` to ``table``'s per-partition RocksDB databases, one write
+    batch per partition. Faust's ``store[key] = value`` costs a Python mapping layer, an LRU update
+    and a RocksDB write per key (~4.5% of the worker's main thread as the record agent used it);
+    its key index is only a cache of where a key lives, which lookups without it rebuild."""
+    batches: dict[int, WriteBatch] = {}
+    for partition, key, value in records:
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = WriteBatch(raw_mode=True)
+        batch.put(key, value)
+    for partition, batch in batches.items():
+        table.data._db_for_partition(partition).write(batch)  # noqa: SLF001
 
 
 async def write_changelog(ctx: Any, table: Any, records: list[tuple[int, bytes, bytes]]) -> None:
