@@ -18,6 +18,9 @@ from schemas.decision import Decision
 AUDIT_FINDING_KINDS = tuple(kind for kind in get_args(FindingKind) if kind != "manifest_mismatch")
 
 
+LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -38,6 +41,10 @@ class Metrics:
             "residency_ingress_to_cleared_seconds",
             "From the ingress record's timestamp to the broker's ack of its cleared record",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0), registry=registry)
+        self.event_loop_lag = Histogram(
+            "residency_event_loop_lag_seconds",
+            "How late a 100 ms timer on the worker's event loop wakes: how long something held the loop",
+            buckets=LOOP_LAG_BUCKETS, registry=registry)
         self.audit_checkpoint_age = Gauge(
             "residency_audit_checkpoint_age_seconds", "Seconds since this worker last signed an audit checkpoint",
             registry=registry)

@@ -22,6 +22,7 @@ class WorkerProcess:
                         "--bootstrap", bootstrap, "--web-port", str(web_port), "--data-dir", str(data_dir)]
         self.env = {**os.environ, **(env or {})}
         self.data_dir = data_dir
+        self.web_port = web_port
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

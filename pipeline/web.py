@@ -10,6 +10,7 @@ import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 
+from pipeline import looplag
 from pipeline.context import FleetContext
 from pipeline.health import watch_broker
 from pipeline.lag import source_lags
@@ -52,6 +53,10 @@ def register_web(app: faust.App, ctx: FleetContext) -> None:
         if ctx.screen is not None:
             lags.update(await ctx.screen.lags())
         ctx.metrics.on_lag(lags)
+
+    @app.task
+    async def watch_event_loop() -> None:
+        await looplag.watch(ctx.metrics.event_loop_lag)
 
     @app.task
     async def start_broker_watch() -> None:

@@ -95,6 +95,7 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
             cpu["screen"] = screen["cpu"]
             result["latency"] = {k: screen[k] for k in
                                  ("latency_rate_eps", "latency_events", "latency_cleared", "latency_max_ms")}
+            result["latency"].update(screen["loop_lag"])
         result["passthrough_rss_mb"] = rss
         result["cpu_us_per_event"] = cpu
         if options.workers >= 2:

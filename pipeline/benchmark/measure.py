@@ -8,6 +8,7 @@ import os
 import platform
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
@@ -213,3 +214,33 @@ def machine() -> dict[str, object]:
 def versions(kafka: str) -> dict[str, str]:
     return {"python": platform.python_version(), "faust": metadata.version("faust-streaming"),
             "aiokafka": metadata.version("aiokafka"), "kafka": kafka}
+
+
+LOOP_LAG = "residency_event_loop_lag_seconds_bucket{"
+
+
+def loop_lag_buckets(web_port: int) -> dict[float, float]:
+    """A worker's ``residency_event_loop_lag_seconds`` histogram: observations per upper bound
+    (cumulative, as Prometheus exposes them)."""
+    url = f"http://127.0.0.1:{web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback, our own worker
+        text = response.read().decode()
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith(LOOP_LAG):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def loop_lag_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, object]:
+    """How often the worker's event loop was held between two snapshots: wake-ups of its 100 ms
+    timer, those late by more than 100 and 250 ms, and the bucket bound under which 99% fall."""
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = counts.get(float("inf"), 0.0)
+    if not total:
+        return {}
+    p99 = next(bound for bound, n in counts.items() if n >= 0.99 * total)
+    return {"loop_lag_wakeups": int(total), "loop_lag_over_100ms": int(total - counts[0.1]),
+            "loop_lag_over_250ms": int(total - counts[0.25]),
+            "loop_lag_p99_ms_under": None if p99 == float("inf") else round(p99 * 1000)}

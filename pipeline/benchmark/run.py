@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pipeline.admin import apply_topics
 from pipeline.benchmark.events import bench_events
 from pipeline.benchmark.fleet import Passthrough, WorkerEnv, region_policy
-from pipeline.benchmark.measure import CpuMeter, Offsets, PeakRss, Window, listening_pid, wait_for_count
+from pipeline.benchmark.measure import (CpuMeter, Offsets, PeakRss, Window, listening_pid, loop_lag_buckets,
+                                        loop_lag_summary, wait_for_count)
 from pipeline.harness import outcome_topics, produce
 from pipeline.policy import LoadedPolicy
 from pipeline.topics import RegionTopics, TopicSpec, topic_specs
@@ -159,12 +160,18 @@ async def screen_stage(run: Run) -> dict[str, object]:
             to_outcomes = await run.offsets.window(outcomes)
             run.say(f"screen: {window.eps:,.0f} events/s end to end ({to_outcomes.eps:,.0f}/s to outcomes), "
                     f"{cpu_us.get('process', 0):,} us of worker CPU per event, RSS so far {rss.peak_mb:.0f} MB")
+            lag_before = await asyncio.to_thread(loop_lag_buckets, worker.web_port)
             latency = await latency_stage(run, run.options.latency_rate or window.eps / 2, lambda: worker.alive)
+            loop_lag = loop_lag_summary(lag_before, await asyncio.to_thread(loop_lag_buckets, worker.web_port))
+            if loop_lag:
+                run.say(f"latency: the worker's event loop was held > 100 ms {loop_lag['loop_lag_over_100ms']} "
+                        f"and > 250 ms {loop_lag['loop_lag_over_250ms']} times in {loop_lag['loop_lag_wakeups']:,} "
+                        "wake-ups of its 100 ms timer")
     finally:
         worker.stop()
     run.say(f"screen worker peak RSS {rss.peak_mb:.0f} MB")
     return {"window": window, "outcomes_eps": to_outcomes.eps, "cpu_us_per_event": cpu_us.get("process", 0),
-            "rss_mb": rss.peak_mb, "cpu": cpu_us, **latency}
+            "rss_mb": rss.peak_mb, "cpu": cpu_us, "loop_lag": loop_lag, **latency}
 
 
 async def latency_stage(run: Run, rate: float, alive: Callable[[], bool]) -> dict[str, object]:

@@ -1,6 +1,7 @@
 """The partition of a key, as Kafka's default partitioner picks it (pipeline.topics.key_partition)."""
 
-from aiokafka.partitioner import DefaultPartitioner, murmur2 as reference
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,7 @@ def test_murmur2_is_kafkas(data: bytes) -> None:
 
 
 def test_every_tail_length_and_long_keys() -> None:
-    for n in (*range(0, 40), 255, 256, 257, 258, 259, 4096):
+    for n in (*range(40), 255, 256, 257, 258, 259, 4096):
         data = bytes((i * 131 + 7) % 256 for i in range(n))
         assert murmur2(data) == reference(data), n
 
