@@ -32,6 +32,7 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "residency_approval_latency_seconds": ("histogram", frozenset()),
     "residency_screen_latency_seconds": ("histogram", frozenset()),
     "residency_ingress_to_cleared_seconds": ("histogram", frozenset()),
+    "residency_event_loop_lag_seconds": ("histogram", frozenset()),
     "residency_audit_checkpoint_age_seconds": ("gauge", frozenset()),
     "residency_consumer_lag": ("gauge", frozenset({"topic", "partition"})),
     "residency_audit_verify_failures": ("counter", frozenset({"kind"})),
