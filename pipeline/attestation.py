@@ -47,18 +47,26 @@ _HASH = 32
 VERDICTS = ("ok", "unsigned", "bad_signature", "unknown_key", "malformed")
 
 
-def _field(data: bytes | None) -> bytes:
-    return b"\xff\xff\xff\xff" if data is None else struct.pack(">I", len(data)) + data
+_U32 = struct.Struct(">I").pack
+_MISSING = b"\xff\xff\xff\xff"
 
 
 def attestation_message(topic: str, event_id: str, policy_hash: str, key: bytes | None,
                         value: bytes | None) -> bytes:
     """The signed bytes: each field length-prefixed (big-endian u32; a missing key as 0xFFFFFFFF)."""
-    return _PREFIX + b"".join(_field(x) for x in (topic.encode(), event_id.encode(), policy_hash.encode(), key, value))
+    parts = [_PREFIX]
+    for data in (topic.encode(), event_id.encode(), policy_hash.encode(), key, value):
+        if data is None:
+            parts.append(_MISSING)
+        else:
+            parts += (_U32(len(data)), data)
+    return b"".join(parts)
 
 
 def _leaf(message: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + message).digest()
+    digest = hashlib.sha256(b"\x00")
+    digest.update(message)  # not b"\x00" + message: a copy of the record's value saved
+    return digest.digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:

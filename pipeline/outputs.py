@@ -11,7 +11,7 @@ import base64
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,7 +65,8 @@ def sealed(outputs: Sequence[Output]) -> Sequence[Output]:
         messages = [attestation_message(outputs[i].topic, outputs[i].seal.event_id, outputs[i].seal.policy_hash,
                                         outputs[i].key, outputs[i].value) for i in indexes]
         for i, header in zip(indexes, attestor.headers(messages), strict=True):
-            done[i] = replace(outputs[i], headers=[*outputs[i].headers, (ATTESTATION_HEADER, header)], seal=None)
+            out = outputs[i]  # built directly: dataclasses.replace cost more than the rest of sealing
+            done[i] = Output(out.topic, out.key, out.value, [*out.headers, (ATTESTATION_HEADER, header)])
     return done
 
 
