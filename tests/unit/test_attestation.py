@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import struct
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -142,3 +144,20 @@ def test_when_outputs_are_sealed_then_only_the_sealed_ones_get_a_verifying_heade
     for out in (done[0], done[2]):
         assert verify_record(out.topic, out.key, out.value, out.headers, trusted).ok
     assert sealed(done) is done  # nothing left to seal
+
+
+def _documented_message(topic: str, event_id: str, policy_hash: str, key: bytes | None, value: bytes | None) -> bytes:
+    """The signed bytes as the format defines them (docs/producers.md), written out plainly."""
+    def field(data: bytes | None) -> bytes:
+        return b"\xff\xff\xff\xff" if data is None else struct.pack(">I", len(data)) + data
+    return b"residency-attestation/v1" + b"".join(
+        field(x) for x in (topic.encode(), event_id.encode(), policy_hash.encode(), key, value))
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.text(max_size=80), st.none() | st.binary(max_size=64),
+       st.none() | st.binary(max_size=2048))
+def test_the_signed_message_is_the_documented_one(topic, event_id, policy_hash, key, value) -> None:
+    assert attestation_message(topic, event_id, policy_hash, key, value) == \
+        _documented_message(topic, event_id, policy_hash, key, value)
+    message = attestation_message(topic, event_id, policy_hash, key, value)
+    assert _leaf(message) == hashlib.sha256(b"\x00" + message).digest()
