@@ -25,9 +25,10 @@ from typing import Any
 import faust
 import orjson
 
+from pipeline import faustfix
 from pipeline.approval import effects, rules, state as held_state
 from pipeline.approval.openholds import OpenHolds
-from pipeline.context import FleetContext
+from pipeline.context import FleetContext, retrying
 from pipeline.identity import IdentityError
 from pipeline.outputs import Output, egress_outputs, now_iso, output_for
 from pipeline.screen import screen
@@ -129,10 +130,14 @@ class Decider:
         if envelope is None or envelope.get("event_id") != key.decode(errors="replace"):
             log.warning("held record is not an envelope for its key", extra=_source(msg))
             return
-        current = held_state.decode(writes.get((msg.partition, key)) or read_store(self.ctx.held, msg.partition, key))
+        stored = writes.get((msg.partition, key)) or read_store(self.ctx.held, msg.partition, key)
+        current = held_state.decode(stored)
         if current is not None:  # screen reprocessed a batch, or a decided hold came again: keep the first
             if current["envelope"].get("raw_sha256") != envelope.get("raw_sha256"):
                 log.warning("another payload was held under an existing event id", extra=_source(msg))
+            # written again all the same, as the record agent does: a batch run again (a kill -9, a
+            # broker error) can find in the store a hold whose changelog record never reached the broker
+            writes[(msg.partition, key)] = stored
             return
         state = held_state.new_state(envelope, _source(msg))
         writes[(msg.partition, key)] = held_state.encode(state)
@@ -291,7 +296,8 @@ def register_decide(app: faust.App, ctx: FleetContext) -> Decider:
         async with ctx.crash_on_error("decide"):
             async for events in stream.take_events(ctx.settings.batch_size, within=ctx.settings.batch_within_s):
                 await ctx.gate()
-                await decider.handle_batch(events)
+                await retrying("decide", lambda events=events: decider.handle_batch(events),
+                               lambda events=events: faustfix.current(app, events))
 
     app.agent(topic, name="decide")(decide)
 

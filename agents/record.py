@@ -9,7 +9,8 @@ from typing import Any
 import faust
 import orjson
 
-from pipeline.context import FleetContext
+from pipeline import faustfix
+from pipeline.context import FleetContext, retrying
 from pipeline.provenance import fold, fragments_of
 from pipeline.tables import read_store, write_changelog, write_store
 
@@ -47,6 +48,15 @@ def fold_batch(table: Any, events: list[Any]) -> tuple[list[tuple[int, dict]], l
     return chained, records
 
 
+async def record_batch(ctx: FleetContext, events: list[Any]) -> None:
+    """Fold a batch into the table, then send its changelog records and audit entries and await the
+    broker's acks. Safe to run again: a fragment folded before is written and chained again."""
+    chained, changelog = fold_batch(ctx.provenance, events)
+    # both are acknowledged before the batch is, and neither needs the other: their round trips
+    # overlap (a crash before both are acknowledged replays the batch)
+    await asyncio.gather(write_changelog(ctx, ctx.provenance, changelog), ctx.audit.append(chained))
+
+
 def register_record(app: faust.App, ctx: FleetContext) -> None:
     topic = app.topic(ctx.topics.provenance, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", partitions=ctx.policy.topology.audit_partitions)
@@ -58,10 +68,8 @@ def register_record(app: faust.App, ctx: FleetContext) -> None:
             async for events in stream.take_events(ctx.settings.record_batch_messages,
                                                    within=ctx.settings.batch_within_s):
                 await ctx.gate()
-                chained, changelog = fold_batch(ctx.provenance, events)
-                # both are acknowledged before the batch is, and neither needs the other: their
-                # round trips overlap (a crash before both are acknowledged replays the batch)
-                await asyncio.gather(write_changelog(ctx, ctx.provenance, changelog), ctx.audit.append(chained))
+                await retrying("record", lambda events=events: record_batch(ctx, events),
+                               lambda events=events: faustfix.current(app, events))
 
     app.agent(topic, name="record")(record_provenance)
 

@@ -402,6 +402,13 @@ def stale(flow_active: bool, generation: int | None, current: int | None) -> boo
     return not flow_active or (generation is not None and generation != current)
 
 
+def current(app: Any, events: Any) -> bool:
+    """Whether every event of a batch is still of the group's current generation (none would be
+    skipped by :func:`stale`): the worker still owns what it is processing."""
+    active, generation = app.flow_control.is_active(), app.consumer_generation_id
+    return not any(stale(active, event.message.generation_id, generation) for event in events)
+
+
 def _ack(self: Any, message: Any) -> bool:
     """Faust's ``Consumer.ack``, refusing the acknowledgement of a message its streams skipped.
 
