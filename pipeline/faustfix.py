@@ -227,6 +227,21 @@ def stuck_head(committed: int | None, acked: list[int]) -> bool:
     return committed is not None and bool(acked) and acked[0] > committed
 
 
+def overdue(watched: dict[Any, tuple[Any, float]], tp: Any, mark: Any, now: float) -> bool:
+    """Whether ``tp`` has shown the same ``mark`` for ``STUCK_S`` seconds (then the interval restarts).
+
+    ``watched`` holds each partition's last mark and since when; a new mark restarts the interval.
+    """
+    seen, since = watched.get(tp, (None, now))
+    if seen != mark:
+        watched[tp] = (mark, now)
+        return False
+    if now - since < STUCK_S:
+        return False
+    watched[tp] = (mark, now)  # at most one seek per interval
+    return True
+
+
 def _watch_head(self: Any, tp: Any, committed: int | None, acked: list[int]) -> None:
     """Last line of defence for at-least-once: if the message at the committed offset was lost on
     its way to the agents, commits stop there for good while later messages are acknowledged.
@@ -236,16 +251,15 @@ def _watch_head(self: Any, tp: Any, committed: int | None, acked: list[int]) -> 
     if not stuck_head(committed, acked):
         watched.pop(tp, None)
         return
-    now = clock()
-    head, since = watched.get(tp, (None, now))
-    if head != committed:
-        watched[tp] = (committed, now)
+    if not overdue(watched, tp, committed, clock()):
         return
-    if now - since < STUCK_S:
-        return
-    watched[tp] = (committed, now)  # at most one seek per interval
     log.warning("offset %d of %s[%d] never reached an agent (%d later ones did); fetching again from it",
                 committed, tp.topic, tp.partition, len(acked))
+    _refetch_soon(self, tp, committed)
+
+
+def _refetch_soon(self: Any, tp: Any, committed: int) -> None:
+    """Fetch ``tp`` again from ``committed`` in a task (the watchdogs run inside a commit)."""
     task = asyncio.ensure_future(_refetch_head(self, tp, committed))
     self.__dict__.setdefault("_residency_tasks", set()).add(task)
     task.add_done_callback(self._residency_tasks.discard)
