@@ -74,6 +74,7 @@ import logging
 import time
 from collections import defaultdict
 from typing import Any
+from weakref import WeakSet
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport import consumer as faust_consumer
@@ -265,6 +266,63 @@ def _refetch_soon(self: Any, tp: Any, committed: int) -> None:
     task.add_done_callback(self._residency_tasks.discard)
 
 
+def stuck_tail(committed: int | None, end: int | None, acked: Any, in_flight: bool) -> bool:
+    """Records exist past the committed offset, yet none is acknowledged and none is on its way.
+
+    ``end``: the partition's high watermark; ``in_flight``: a message of the partition was delivered
+    and is neither acknowledged nor dropped (queued, buffered or being handled). What is left was
+    delivered once and dropped, or fetched and put aside, while the fetch position went past it:
+    nothing fetches it again and, unlike :func:`stuck_head`, no later acknowledgement shows it.
+    """
+    return committed is not None and end is not None and committed < end and not acked and not in_flight
+
+
+def in_flight(messages: Any, generation: int | None) -> set[Any]:
+    """The partitions of ``messages`` (delivered ones still referenced) that an agent may yet acknowledge.
+
+    A message of an earlier generation of the group is never acknowledged: streams skip it and
+    :func:`_ack` refuses it, though a variable can still hold it after it was dropped.
+    """
+    return {m.tp for m in messages if not m.acked and m.generation_id == generation}
+
+
+def _watch_tails(self: Any) -> None:
+    """The stuck-head watchdog's counterpart for the end of a partition, run before every commit.
+
+    A partition whose committed offset stays below its high watermark, with nothing acknowledged
+    past it, nothing in flight and no fetch progress (the read offset and its seek epoch unchanged)
+    for ``STUCK_S`` seconds is fetched again from the committed offset. Not during a rebalance or
+    while flow is stopped: the seek that ends those fetches from the committed offsets anyway.
+    """
+    watched = self.__dict__.setdefault("_residency_tails", {})
+    app = self.app
+    if app.rebalancing or not self.flow_active or not app.flow_control.is_active():
+        watched.clear()
+        return
+    busy = in_flight([*self.__dict__.get("_residency_delivered", ()), *self._unacked_messages],
+                     app.consumer_generation_id)
+    now = clock()
+    for tp in self.assignment():
+        if not app.topics.acks_enabled_for(tp.topic):
+            continue  # changelogs and topics read without commits
+        committed = self._committed_offset.get(tp)
+        if not stuck_tail(committed, _highwater(self, tp), self._acked.get(tp), tp in busy):
+            watched.pop(tp, None)
+            continue
+        if overdue(watched, tp, (committed, self._read_offset[tp], self._read_offset.epoch[tp]), now):
+            log.warning("offset %d of %s[%d] and the ones after it were never acknowledged and none is in "
+                        "flight; fetching again from it", committed, tp.topic, tp.partition)
+            _refetch_soon(self, tp, committed)
+
+
+def _highwater(consumer: Any, tp: Any) -> int | None:
+    """The high watermark of the last fetch response for ``tp`` (``None`` before the first one)."""
+    try:
+        return consumer.highwater(tp)
+    except Exception:  # noqa: BLE001 - revoked meanwhile: not ours to watch
+        return None
+
+
 async def _refetch_head(consumer: Any, tp: Any, committed: int) -> None:
     """Fetch the stuck head again; offsets retention deleted before they were read are a hole."""
     try:
@@ -305,6 +363,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
     unset_flag = self.diag.unset_flag
     commit_every = self._commit_every
     seen_epoch: dict[Any, int] = {}  # the seek epoch of each partition's last message here
+    delivered = self._residency_delivered = WeakSet()  # in flight until acknowledged, or dropped and freed
     owed = Owed()
     num_since_yield = 0
     try:
@@ -345,6 +404,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
                     await self.commit()
+                delivered.add(message)
                 await self.wait_first(callback(message), self.suspend_flow.wait())
                 if read.epoch[tp] == epoch:
                     read.advance(tp, offset)
@@ -446,6 +506,7 @@ _original_commit = faust_consumer.Consumer.commit
 async def _commit(self: Any, *args: Any, **kwargs: Any) -> bool:
     if getattr(self, "_residency_commits_stopped", False):
         return False
+    _watch_tails(self)
     return await _original_commit(self, *args, **kwargs)
 
 

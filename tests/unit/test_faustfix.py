@@ -137,10 +137,11 @@ def test_perform_seek_positions_partitions_with_nothing_committed():
     assert all(consumer._read_offset.epoch[tp] == 1 for tp in (fresh, zero, going))  # each one a seek
 
 
-def test_after_stop_commits_the_consumer_commits_nothing():
+def test_after_stop_commits_the_consumer_commits_nothing(monkeypatch):
     # a failed agent's messages are acknowledged by Faust on the way out; committing them would
     # skip them for good
     faustfix.install()
+    monkeypatch.setattr(faustfix, "_watch_tails", lambda consumer: None)  # these fakes have no partitions
     calls = []
 
     class Stopped:
@@ -219,6 +220,128 @@ def test_the_watchdog_seeks_back_only_after_the_head_stayed_missing(monkeypatch)
         assert seeks == [(tp, 17)]
 
     asyncio.run(run())
+
+
+def test_a_tail_nobody_acknowledged_or_holds_is_stuck():
+    assert faustfix.stuck_tail(committed=17, end=20, acked=[], in_flight=False)
+    assert faustfix.stuck_tail(committed=17, end=20, acked=None, in_flight=False)  # no ack since assignment
+    assert not faustfix.stuck_tail(17, 17, [], False)  # idle: everything committed
+    assert not faustfix.stuck_tail(17, 20, [], True)  # an agent still has it
+    assert not faustfix.stuck_tail(17, 20, [18], False)  # a stuck head, or a commit on its way
+    assert not faustfix.stuck_tail(None, 20, [], False)  # no committed offset before the first seek
+    assert not faustfix.stuck_tail(17, None, [], False)  # not fetched yet
+
+
+class _Msg:
+    def __init__(self, tp: str, generation: int, acked: bool = False) -> None:
+        self.tp, self.generation_id, self.acked = tp, generation, acked
+
+
+def test_only_unacknowledged_messages_of_the_current_generation_are_in_flight():
+    messages = [_Msg("a", 5), _Msg("b", 5, acked=True), _Msg("c", 4), _Msg("d", 4), _Msg("d", 5)]
+    # "c": fetched before the rebalance, skipped by the stream or refused by _ack: never acknowledged
+    assert faustfix.in_flight(messages, 5) == {"a", "d"}
+    assert faustfix.in_flight([], 5) == set()
+
+
+class _Tails:
+    """A Faust consumer as the tail watchdog sees it: one partition, 17 committed, 20 its end."""
+
+    tp = TopicPartition("t.provenance", 2)
+
+    def __init__(self) -> None:
+        self.seeks: list = []
+        self.flow_active = True
+        self.app = type("App", (), {})()
+        self.app.rebalancing = False
+        self.app.consumer_generation_id = 5
+        self.app.flow_control = type("Flow", (), {"is_active": lambda _: True})()
+        self.app.topics = type("Topics", (), {"acks_enabled_for": lambda _, topic: topic == "t.provenance"})()
+        self.end = 20
+        self._committed_offset = {self.tp: 17}
+        self._acked: dict = {}
+        self._unacked_messages: set = set()
+        self._read_offset = ReadOffsets({self.tp: 18})
+
+    def assignment(self) -> set:
+        return {self.tp, TopicPartition("t.changelog", 2)}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return self.end
+
+    async def earliest_offsets(self, *tps: TopicPartition) -> dict:
+        return {tp: 0 for tp in tps}
+
+    async def seek_wait(self, partitions: dict) -> None:
+        self.seeks.extend(partitions.items())
+
+
+def test_the_tail_watchdog_fetches_again_only_after_the_tail_stayed_stuck(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(faustfix, "clock", lambda: clock[0])
+
+    async def run() -> _Tails:
+        consumer = _Tails()
+        faustfix._watch_tails(consumer)
+        clock[0] += faustfix.STUCK_S - 1
+        faustfix._watch_tails(consumer)
+        await asyncio.sleep(0.01)
+        assert consumer.seeks == []
+        clock[0] += 2
+        faustfix._watch_tails(consumer)
+        await asyncio.sleep(0.01)
+        assert consumer.seeks == [(consumer.tp, 17)]  # the changelog partition is not watched
+        return consumer
+
+    asyncio.run(run())
+
+
+def _stays(consumer: _Tails, change, monkeypatch) -> list:  # noqa: ANN001
+    """Seeks of a tail watched for twice ``STUCK_S``, with ``change`` applied to it halfway."""
+    clock = [100.0]
+    monkeypatch.setattr(faustfix, "clock", lambda: clock[0])
+
+    async def run() -> None:
+        faustfix._watch_tails(consumer)
+        clock[0] += faustfix.STUCK_S - 1
+        change(consumer)
+        faustfix._watch_tails(consumer)
+        clock[0] += faustfix.STUCK_S - 1
+        faustfix._watch_tails(consumer)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(run())
+    return consumer.seeks
+
+
+def test_the_tail_watchdog_leaves_an_idle_partition_alone(monkeypatch):
+    consumer = _Tails()
+    consumer.end = 17  # committed up to the end
+    assert _stays(consumer, lambda c: None, monkeypatch) == []
+
+
+def test_the_tail_watchdog_leaves_a_tail_an_agent_holds_alone(monkeypatch):
+    consumer = _Tails()
+    consumer._unacked_messages.add(_Msg(consumer.tp, 5))  # in a take buffer, or being handled
+    assert _stays(consumer, lambda c: None, monkeypatch) == []
+
+
+def test_fetch_progress_restarts_the_tail_watchdog(monkeypatch):
+    consumer = _Tails()
+    assert _stays(consumer, lambda c: c._read_offset.advance(c.tp, 19), monkeypatch) == []
+    consumer = _Tails()
+    assert _stays(consumer, lambda c: c._committed_offset.update({c.tp: 18}), monkeypatch) == []
+
+
+def test_the_tail_watchdog_waits_out_a_rebalance(monkeypatch):
+    consumer = _Tails()
+
+    def rebalance(c: _Tails) -> None:
+        c.app.rebalancing = True
+        faustfix._watch_tails(c)  # forgets what it watched; the rebalance's seek refetches anyway
+        c.app.rebalancing = False
+
+    assert _stays(consumer, rebalance, monkeypatch) == []
 
 
 def test_a_message_the_streams_skip_is_not_acknowledged():
