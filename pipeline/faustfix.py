@@ -65,6 +65,16 @@ correctness. The pure parts are functions here and tested in tests/unit/test_fau
     and never written in transactions, so the fetch loop infers no holes at all: an offset is
     committed only once an agent acknowledged it. The one real hole, records deleted by retention
     before they were read, is found by the watchdog of defect 7 from the partition's first offset.
+11. **Resuming flow emptied the agents' queues.** mode's ``FlowControlEvent.resume`` clears every
+    queue it manages, and Faust's recovery resumes flow twice: when it starts (the consumer's flow
+    with it) and again after seeking the stream partitions to their committed offsets. In between
+    the fetch loop delivers what the seek fetched, and the second resume threw it out of the
+    agents' queues unacknowledged, with the fetch position already past it. With later offsets
+    acknowledged the watchdog of defect 7 fetched it again; when it was a partition's last records
+    nothing did, and that partition's commits stopped for good (the rebalance fault test under
+    heavy load: the last 1-3 records of an ``R.provenance`` partition). Flow that is not suspended
+    is now resumed without clearing anything, and a second watchdog fetches a stuck *tail* again
+    (:func:`stuck_tail`): records past the committed offset, none acknowledged, none in flight.
 """
 
 from __future__ import annotations
@@ -79,6 +89,7 @@ from weakref import WeakSet
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport import consumer as faust_consumer
 from faust.utils.functional import consecutive_numbers
+from mode.utils.queues import FlowControlEvent
 
 log = logging.getLogger(__name__)
 
@@ -515,6 +526,17 @@ def stop_commits(consumer: Any) -> None:
     consumer._residency_commits_stopped = True
 
 
+_original_resume = FlowControlEvent.resume
+
+
+def _resume(self: Any) -> None:
+    """mode's ``FlowControlEvent.resume``, which empties the agents' queues only when flow was
+    suspended: what they hold while flow is active was delivered for the current generation, and
+    the fetch position is past it (defect 11)."""
+    if not self.is_active():
+        _original_resume(self)
+
+
 def install() -> None:
     """Patch Faust's consumer and producer (idempotent); call before the app's clients are created."""
     faust_aiokafka.Producer._settings_extra = _producer_settings_extra
@@ -528,4 +550,5 @@ def install() -> None:
     cls._new_offset = _new_offset
     cls._add_gap = _add_gap
     cls._drain_messages = _drain_messages
+    FlowControlEvent.resume = _resume
     cls._residency_fixed = True

@@ -344,6 +344,26 @@ def test_the_tail_watchdog_waits_out_a_rebalance(monkeypatch):
     assert _stays(consumer, rebalance, monkeypatch) == []
 
 
+def test_resuming_flow_that_is_not_suspended_keeps_what_the_agents_queues_hold():
+    # Faust's recovery resumes flow when it starts and again after seeking the stream partitions;
+    # mode's resume emptied the queues both times, dropping what the seek had fetched and the fetch
+    # loop had already delivered (the fetch position is past it: nothing delivers it again)
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    faustfix.install()
+    flow = FlowControlEvent()  # suspended, as Faust's app starts
+    queue = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+    queue.put_nowait("fetched before the rebalance")
+    flow.resume()
+    assert queue.empty()  # suspended, then resumed: cleared as before
+    queue.put_nowait("fetched by the seek")
+    flow.resume()
+    assert flow.is_active() and queue.qsize() == 1
+    flow.suspend()
+    flow.resume()
+    assert queue.empty()
+
+
 def test_a_message_the_streams_skip_is_not_acknowledged():
     # Faust's stream skips a message of an earlier generation (or while flow is stopped) and acks it;
     # the refetch after the rebalance must deliver it again, not find it done
