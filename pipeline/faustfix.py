@@ -65,16 +65,20 @@ correctness. The pure parts are functions here and tested in tests/unit/test_fau
     and never written in transactions, so the fetch loop infers no holes at all: an offset is
     committed only once an agent acknowledged it. The one real hole, records deleted by retention
     before they were read, is found by the watchdog of defect 7 from the partition's first offset.
-11. **Resuming flow emptied the agents' queues.** mode's ``FlowControlEvent.resume`` clears every
-    queue it manages, and Faust's recovery resumes flow twice: when it starts (the consumer's flow
-    with it) and again after seeking the stream partitions to their committed offsets. In between
-    the fetch loop delivers what the seek fetched, and the second resume threw it out of the
-    agents' queues unacknowledged, with the fetch position already past it. With later offsets
-    acknowledged the watchdog of defect 7 fetched it again; when it was a partition's last records
-    nothing did, and that partition's commits stopped for good (the rebalance fault test under
-    heavy load: the last 1-3 records of an ``R.provenance`` partition). Flow that is not suspended
-    is now resumed without clearing anything, and a second watchdog fetches a stuck *tail* again
-    (:func:`stuck_tail`): records past the committed offset, none acknowledged, none in flight.
+11. **Stuck tails.** Faust's recovery resumes flow when it starts and again after seeking the
+    stream partitions to their committed offsets, and mode's ``FlowControlEvent.resume`` empties
+    every agent queue it manages. Records the seek fetched and the fetch loop delivered in between
+    were thrown out of the queues unacknowledged, with the fetch position already past them. And
+    with defect 7, the seek's records after the first few arrive looking fetched before it and are
+    put aside, and :class:`Owed` seeks back to them only when a later record arrives. Either way,
+    when later offsets were acknowledged the watchdog of defect 7 fetched the head again; when they
+    were a partition's last records (the stream had ended, as it has by the time a rebalance after
+    a kill completes) nothing did, and that partition's commits stopped for good (the rebalance
+    fault test under heavy load: the last 1-3 records of an ``R.provenance`` partition; the
+    same on ``R.held``, whose lag nothing reported). Flow that is not suspended is now resumed
+    without clearing anything, and a second watchdog fetches a stuck *tail* again after
+    ``STUCK_S`` (:func:`stuck_tail`): records past the committed offset, none acknowledged, none
+    in flight, no fetch progress.
 """
 
 from __future__ import annotations
