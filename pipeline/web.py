@@ -44,7 +44,9 @@ def register_web(app: faust.App, ctx: FleetContext) -> None:
                 return _json(self, {"event_id": event_id, "error": "no provenance for this event id"}, 404)
             return self.bytes(value, content_type="application/json")
 
-    sources = {ctx.topics.provenance}  # the Faust agents' source; the screen stage reports the raw topics
+    # the Faust agents' sources (record: R.provenance; decide: R.held and R.approvals); the screen
+    # stage reports the raw topics. A stall on R.held went unseen while only R.provenance was here.
+    sources = {ctx.topics.provenance, ctx.topics.held, ctx.topics.approvals}
     ctx.metrics.audit_checkpoint_age.set_function(ctx.audit.checkpoint_age_seconds)
 
     @app.timer(interval=5.0)
