@@ -12,6 +12,7 @@ from bisect import bisect_right
 
 import re2
 
+from pipeline.detection.bare_card import BareCard
 from pipeline.detection.base import DigitDetector, PatternDetector, ScanContext, Span, Window, registry
 from pipeline.detection.budget import Budget
 from pipeline.detection.encoded import DECODERS, base64_tokens
@@ -47,6 +48,7 @@ class _Detectors:
         self.prefilter.Compile()
         self.set_index = {id(d): i for i, d in enumerate(self.pattern)}
         self._quiet_rules(gated)
+        self.bare_card = BareCard(self.by_length, self.pattern, self.prefilter)
 
     def _quiet_rules(self, gated: list[PatternDetector]) -> None:
         """Fold every gate into one test for the common case: a view with very few digits."""
@@ -149,6 +151,18 @@ def _tile_uniform_run(ctx: ScanContext, run: DigitRun, by_length: dict[int, list
 def _scan_view(text: str, budget: Budget, hint: str | None, depth: int) -> list[tuple[str, int, int]]:
     """Findings in ``text`` as (type, original start, original end), unmerged."""
     budget.charge(len(text))
+    if depth == 0:
+        # The commonest flagged string, a note holding one bare card number, in a few checks.
+        card = _all().bare_card.find(text, hint)
+        if card is not None:
+            # Found in the order of the general path: digit windows, (no) patterns, decoded tokens.
+            ctx = ScanContext(normalize(text), budget, hint)
+            return [card, *_encoded_findings(ctx, [base64_tokens], hint, depth)]
+    return _scan_general(text, budget, hint, depth)
+
+
+def _scan_general(text: str, budget: Budget, hint: str | None, depth: int) -> list[tuple[str, int, int]]:
+    """What :func:`_scan_view` finds, by the general path (the budget already charged)."""
     view = normalize(text)
     facts = Facts(view.data)
     detectors = _all()

@@ -74,10 +74,16 @@ class PhoneDetector(PatternDetector):
     pattern = _PATTERN
     gate = Gate(digits=7, check=_could_start)
 
+    @staticmethod
+    def could_confirm(data: bytes, hint: bytes) -> bool:
+        """Can any branch of confirm() accept a candidate in view ``data`` with ``hint`` (the
+        scan context's hint bytes)? One pass over the view and one over the hint."""
+        return rx.found(_MAYBE, data) or (bool(hint) and rx.found(_ANY_CONTEXT, hint))
+
     def find(self, ctx: ScanContext) -> Iterator[tuple[int, int]]:
-        # One pass over the view (and the hint) first: most candidates in an event are card
-        # numbers, IBAN digits and dates that no branch of confirm() could accept.
-        if not (rx.found(_MAYBE, ctx.data) or ctx.hint_has(_ANY_CONTEXT)):
+        # Most candidates in an event are card numbers, IBAN digits and dates that no branch of
+        # confirm() could accept: rule them all out at once first.
+        if not self.could_confirm(ctx.data, ctx.hint):
             return iter(())
         return super().find(ctx)
 

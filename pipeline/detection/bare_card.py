@@ -1,0 +1,68 @@
+"""A fast path for the commonest finding: a string whose only digits are one bare card number.
+
+``Customer asked to refund to card 2221351819093788 and confirm by mail`` is the typical flagged
+string of a payment event. The general engine spends tens of microseconds on it (gates, digit runs
+and windows, the phone detector, the base64 decoder), all to report the one card span. Here a few
+checks, each a necessary condition of some way the engine could report anything else, settle it:
+
+* the text is ASCII, so its view is itself and view offsets are original offsets;
+* its only digits are one block of 13-19 ASCII digits, with a space or the string's edge on each
+  side: the view's only digit run, of one group, so the only digit window is the whole block;
+* the card detector comes first among the digit detectors of that length and confirms the block
+  (a lone group between spaces is a whole run with no hex letter beside it, so ``confirm`` is
+  :func:`is_card`), so no later digit detector is asked;
+* no pattern detector's pattern matches the view (the engine's RE2 set), except the phone pattern,
+  which matches the block itself and is ruled out by ``PhoneDetector.could_confirm``;
+* no ``\\`` (JSON documents, ``\\u`` escapes) and no ``%`` (URL-encoding), so of the decoders only
+  base64 is left (the block itself is a base64 run, and may decode to readable text): the caller
+  adds its findings the way the general path does.
+
+Then ``scan`` would find the card's span and whatever base64 tokens hold, nothing else. Whenever a
+check fails, the caller takes the general path, so a near miss (``+ 2221...``, two digit blocks,
+letters glued to the run, a non-ASCII digit) costs a few microseconds more, never a different result.
+``tests/unit/test_detection_bare_card.py`` checks the fast path against the general one.
+"""
+
+from __future__ import annotations
+
+import re2
+
+from pipeline.detection.base import DigitDetector, PatternDetector
+from pipeline.detection.checksums import is_card
+from pipeline.detection.phone import PhoneDetector
+
+CARD = "card"
+# Non-digits, then one block of 13-19 digits with a space or the edge on each side, then non-digits.
+# Group 1 is the block.
+_SHAPE = re2.compile(rb"(?:[^0-9]* )?([0-9]{13,19})(?: [^0-9]*)?")
+_PROGRAM, _BOTH = _SHAPE._regexp, re2._Anchor.ANCHOR_BOTH
+
+
+class BareCard:
+    """The fast path, set up once from the engine's detectors (see the module docstring)."""
+
+    def __init__(self, by_length: dict[int, list[DigitDetector]], pattern: list[PatternDetector],
+                 prefilter: re2.Set) -> None:
+        # Block lengths where the card detector is asked first, so its hit ends the window.
+        self.lengths = frozenset(n for n, ds in by_length.items() if ds[0].name == CARD)
+        # Index of the phone pattern in ``prefilter``; every other pattern must not match at all.
+        self.phone = next(i for i, d in enumerate(pattern) if isinstance(d, PhoneDetector))
+        self.prefilter = prefilter._set  # the compiled set itself: the wrapper only adds a call
+
+    def find(self, text: str, hint: str | None) -> tuple[str, int, int] | None:
+        """``("card", start, end)`` when, besides base64 tokens, it is the only thing
+        ``scan(text, hint=hint)`` would find; else None (not known: the general path decides)."""
+        if not text.isascii():
+            return None
+        data = text.encode("ascii")
+        start, end = _PROGRAM.Match(_BOTH, data, 0, len(data))[1]
+        if start < 0 or end - start not in self.lengths or not is_card(text[start:end]):
+            return None
+        if b"\\" in data or b"%" in data:
+            return None
+        if any(index != self.phone for index in self.prefilter.Match(data) or ()):
+            return None
+        # ScanContext's hint bytes, as the phone detector would see them.
+        if PhoneDetector.could_confirm(data, (hint or "").encode("ascii", "replace")):
+            return None
+        return CARD, start, end
