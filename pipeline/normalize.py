@@ -193,11 +193,22 @@ class DigitRun:
         return groups[-1].end - groups[-1].start <= size
 
 
+@lru_cache(maxsize=8)
+def _long_runs(min_digits: int) -> re2._Regexp:
+    """:data:`_DIGIT_RUN` for runs of ``min_digits`` digits or more. A search from a run's end finds
+    the next such run whole: it starts at a run's first digit (from there a run reaches every digit
+    it holds) and, greedy, ends at the run's last, so shorter runs are passed over inside RE2
+    instead of being matched one by one and dropped here."""
+    if not 1 < min_digits <= 1000:  # RE2 repeats at most 1,000 times
+        return _DIGIT_RUN
+    return re2.compile(rb"[0-9](?:[ \t\r\n./\\-]{0,3}[0-9]){%d,}" % (min_digits - 1))
+
+
 def digit_runs(data: bytes, min_digits: int = 1) -> list[DigitRun]:
     """Every digit run of the (ASCII) view with at least ``min_digits`` digits."""
     runs = []
     # The compiled program directly: the re2 wrapper's finditer costs microseconds per match.
-    program, anchor, pos, size = _DIGIT_RUN._regexp, re2._Anchor.UNANCHORED, 0, len(data)
+    program, anchor, pos, size = _long_runs(min_digits)._regexp, re2._Anchor.UNANCHORED, 0, len(data)
     while pos < size:
         start, end = program.Match(anchor, data, pos, size)[0]
         if start < 0:

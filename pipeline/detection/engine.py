@@ -40,7 +40,10 @@ class _Detectors:
         # Pattern detectors by the digits their gate needs, so a view with few digits looks at few gates.
         gated = sorted(self.pattern, key=lambda d: d.gate.digits)
         self.gate_digits = [d.gate.digits for d in gated]
-        self.gates = [(d, d.gate.letters, d.gate.alnum, d.gate.delete_table(), d.gate.check) for d in gated]
+        # A gate's marker bytes as a set (None: it has none), tested against the markers a view holds,
+        # found with one translate per view (every translate(None, delete) rebuilds a 256-byte table).
+        self.gates = [(d, d.gate.letters, d.gate.alnum, frozenset(d.gate.any_of) or None, d.gate.check) for d in gated]
+        self.not_gate_markers = Gate(any_of=b"".join(d.gate.any_of for d in gated)).delete_table()
         # One RE2 set of every candidate pattern: when several gates are open, one pass tells which match.
         self.prefilter = re2.Set.SearchSet()
         for detector in self.pattern:
@@ -74,8 +77,9 @@ class _Detectors:
         """The pattern detectors whose gates ``facts`` leave open, in registry order."""
         letters, data = facts.letters, facts.data
         alnum = letters + facts.digits
-        open_ = [d for d, min_letters, min_alnum, delete, check in self.gates[: bisect_right(self.gate_digits, facts.digits)]
-                 if letters >= min_letters and alnum >= min_alnum and (delete is None or data.translate(None, delete))
+        present = frozenset(data.translate(None, self.not_gate_markers))  # the marker bytes in the view
+        open_ = [d for d, min_letters, min_alnum, markers, check in self.gates[: bisect_right(self.gate_digits, facts.digits)]
+                 if letters >= min_letters and alnum >= min_alnum and (markers is None or not markers.isdisjoint(present))
                  and (check is None or check(data))]
         if len(open_) > 1:
             matched = self.prefilter.Match(data) or ()

@@ -50,16 +50,22 @@ _RUN_CLASSES = bytes.maketrans(
 )
 
 
+# Digits -> "0", letters -> "a", anything else -> " ": both counts from one translate.
+_COUNT_CLASSES = bytes.maketrans(
+    bytes(range(256)), bytes(48 if b in _DIGITS else 97 if b in _LETTERS else 32 for b in range(256))
+)
+
+
 class Facts:
     """Digit and letter counts of one view, plus two lazier checks on its runs."""
 
     __slots__ = ("data", "digits", "letters")
 
     def __init__(self, data: bytes) -> None:
-        size = len(data)
         self.data = data
-        self.digits = size - len(data.translate(None, _DIGITS))
-        self.letters = size - len(data.translate(None, _LETTERS))
+        classes = data.translate(_COUNT_CLASSES)
+        self.digits = classes.count(b"0")
+        self.letters = classes.count(b"a")
 
     def digit_run(self, length: int) -> bool:
         """Is there a digit run (see :func:`pipeline.normalize.digit_runs`) of ``length`` digits or more?
