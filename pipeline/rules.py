@@ -51,6 +51,24 @@ def lookup(doc: Any, path: str | list[str | int] | tuple[str | int, ...]) -> Any
     return node
 
 
+def _lookup_names(doc: Any, names: tuple[str, ...]) -> Any:
+    """:func:`lookup` for a path of object keys only (``subject.country``): one ``dict.get`` per
+    step, without telling list indices from names at every step."""
+    node = doc
+    for name in names:
+        if not isinstance(node, dict):
+            return MISSING
+        node = node.get(name, MISSING)
+        if node is MISSING:
+            return MISSING
+    return node
+
+
+def _lookup_for(steps: tuple[str | int, ...]) -> Any:
+    """The cheapest lookup that reads ``steps``."""
+    return _lookup_names if all(isinstance(step, str) for step in steps) else lookup
+
+
 def contract_violation(doc: dict[str, Any], schema: RecordSchema) -> str | None:
     """A payload-free description of the first contract violation, or ``None``."""
     return Contract(schema).violation(doc)
@@ -62,17 +80,18 @@ class Contract:
     __slots__ = ("required", "types")
 
     def __init__(self, schema: RecordSchema) -> None:
-        self.required = tuple((path, _steps(path)) for path in schema.required)
-        self.types = tuple((path, _steps(path), expected, _JSON_TYPES[expected], expected in ("number", "integer"))
+        self.required = tuple((path, _lookup_for(_steps(path)), _steps(path)) for path in schema.required)
+        self.types = tuple((path, _lookup_for(_steps(path)), _steps(path), expected, _JSON_TYPES[expected],
+                            expected in ("number", "integer"))
                            for path, expected in schema.types.items())
 
     def violation(self, doc: dict[str, Any]) -> str | None:
         """What :func:`contract_violation` says for the schema this was compiled from."""
-        for path, steps in self.required:
-            if lookup(doc, steps) is MISSING:
+        for path, find, steps in self.required:
+            if find(doc, steps) is MISSING:
                 return f"required field {path!r} is missing"
-        for path, steps, expected, kinds, numeric in self.types:
-            value = lookup(doc, steps)
+        for path, find, steps, expected, kinds, numeric in self.types:
+            value = find(doc, steps)
             # JSON booleans are not numbers, whatever Python thinks.
             if value is not MISSING and (not isinstance(value, kinds) or (numeric and isinstance(value, bool))):
                 return f"field {path!r} should be {expected}"
