@@ -88,8 +88,33 @@ def _blob(texts: Sequence[str]) -> tuple[bytes, list[int]]:
     return blob, [0, *accumulate(map(_PLUS_ONE, lengths))]
 
 
+# Texts the pre-filter marked nothing in, remembered: many values repeat from event to event (a
+# currency, a user agent, a referrer, a canned description), and whether a view is marked depends on
+# its own bytes only (no alternative crosses the NUL around it), so a remembered text is left out of
+# the buffer. Only unmarked texts are kept, so a lookup can only skip what the pass would skip.
+# Bounded: short texts only, emptied when full (unique values such as ids churn through it).
+_CLEAN: set[str] = set()
+_CLEAN_MAX, _CLEAN_MAX_CHARS = 8192, 512
+
+
 def candidates(texts: Sequence[str]) -> list[int]:
     """Indices of the texts that might hold a finding (a superset of those ``scan`` flags), ascending."""
+    fresh = [i for i, text in enumerate(texts) if text not in _CLEAN]
+    if not fresh:
+        return []
+    subset = [texts[i] for i in fresh]
+    marked = _marked(subset)
+    flagged = set(marked)
+    for j, text in enumerate(subset):
+        if j not in flagged and len(text) <= _CLEAN_MAX_CHARS:
+            if len(_CLEAN) >= _CLEAN_MAX:
+                _CLEAN.clear()
+            _CLEAN.add(text)
+    return [fresh[j] for j in marked]
+
+
+def _marked(texts: Sequence[str]) -> list[int]:
+    """:func:`candidates` without the remembered texts: one pass over all of ``texts``."""
     blob, starts = _blob(texts)
     count, size, pos = len(texts), len(blob), 0
     if blob.count(b"\0") == count + 1:

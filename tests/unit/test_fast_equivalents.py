@@ -62,3 +62,42 @@ def test_open_gates_are_those_whose_marker_bytes_the_view_holds(text: str):
         matched = {d.name for d in detectors.pattern if d.pattern.search(data)}
         expected = [d for d in expected if d.name in matched]
     assert [d.name for d in detectors.open_patterns(facts)] == [d.name for d in expected]
+
+
+_KEYS = st.sampled_from(["a", "b", "c", "0", ""])
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3), max_leaves=12)
+
+
+@SETTINGS
+@given(_JSON, st.lists(_KEYS, min_size=1, max_size=4))
+def test_a_path_of_names_is_looked_up_like_any_path(doc, names):
+    from pipeline.rules import _lookup_names, lookup
+
+    assert _lookup_names(doc, tuple(names)) is lookup(doc, tuple(names)) or \
+        _lookup_names(doc, tuple(names)) == lookup(doc, tuple(names))
+
+
+def test_remembered_clean_texts_leave_the_candidates_unchanged():
+    from pipeline.detection import record
+    from tests.unit import detection_corpus
+
+    record._CLEAN.clear()
+    groups = [[text for text, _ in group] for group in detection_corpus.groups()[:1500]]  # events, then others
+    for _ in range(2):  # cold, then with every clean text of the corpus remembered
+        for texts in groups:
+            assert record.candidates(texts) == record._marked(texts)
+    assert record._CLEAN
+
+
+_POOL = st.sampled_from(["EUR", "retail", "4111 1111 1111 1111", "a\0b", "pay-00000003", "SGVsbG8gd29ybGQ=",
+                         "x%41", "Mozilla/5.0 (X11)", "", "+49 30 1234567", "::1", "abc\\u0031", "DE89370400440532013000"])
+
+
+@SETTINGS
+@given(st.lists(st.lists(_POOL | TEXTS, max_size=8), max_size=6))
+def test_candidates_with_remembered_texts_are_those_of_one_full_pass(records):
+    from pipeline.detection import record
+
+    for texts in records:
+        assert record.candidates(texts) == record._marked(texts)
