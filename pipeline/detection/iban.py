@@ -68,7 +68,10 @@ class IbanDetector(PatternDetector):
         length = IBAN_LENGTHS.get(chars[:2])
         if length is None or len(chars) < length or not iban_valid(chars[:length]):
             return None
-        # The view end of the length-th alphanumeric character.
+        # The view end of the length-th alphanumeric character: right there when the IBAN is
+        # written without separators (the usual case), else counted.
+        if ctx.data[start : start + length].isalnum():
+            return start, start + length
         seen, pos = 0, start
         while seen < length:
             if ctx.data[pos] in _ALNUM_SET:

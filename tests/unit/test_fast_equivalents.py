@@ -101,3 +101,25 @@ def test_candidates_with_remembered_texts_are_those_of_one_full_pass(records):
 
     for texts in records:
         assert record.candidates(texts) == record._marked(texts)
+
+
+@SETTINGS
+@given(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZaz -.", max_size=40) | st.text(max_size=20))
+def test_the_iban_check_spells_the_number_like_the_per_character_loop(compact: str):
+    from pipeline.detection.checksums import _iban_mod97_loop, iban_mod97_ok
+
+    assert iban_mod97_ok(compact) == _iban_mod97_loop(compact[4:] + compact[:4])
+
+
+def test_valid_ibans_pass_the_check():
+    import random
+
+    from pipeline.detection.checksums import iban_mod97_ok
+    from pipeline.generator import iban
+
+    rng = random.Random(7)
+    for country in ("DE", "NL", "IT", "FR", "AT", "BE"):
+        for _ in range(50):
+            value = iban(rng, country)
+            assert iban_mod97_ok(value)
+            assert not iban_mod97_ok(value[:2] + f"{(int(value[2:4]) + 1) % 100:02d}" + value[4:])
