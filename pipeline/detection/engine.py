@@ -17,7 +17,7 @@ from pipeline.detection.base import DigitDetector, PatternDetector, ScanContext,
 from pipeline.detection.budget import Budget
 from pipeline.detection.encoded import DECODERS, base64_tokens
 from pipeline.detection.facts import Facts, Gate
-from pipeline.normalize import DigitRun, normalize
+from pipeline.normalize import DigitRun, Normalized, normalize
 
 MAX_DEPTH = 2  # decode encoded tokens inside encoded tokens this deep, no deeper
 ENCODED = "encoded"  # finding type for printable base64 still nested beyond MAX_DEPTH: hold it
@@ -155,20 +155,23 @@ def _tile_uniform_run(ctx: ScanContext, run: DigitRun, by_length: dict[int, list
 def _scan_view(text: str, budget: Budget, hint: str | None, depth: int) -> list[tuple[str, int, int]]:
     """Findings in ``text`` as (type, original start, original end), unmerged."""
     budget.charge(len(text))
-    if depth == 0:
-        # The commonest flagged string, a note holding one bare card number, in a few checks.
-        card = _all().bare_card.find(text, hint)
-        if card is not None:
-            # Found in the order of the general path: digit windows, (no) patterns, decoded tokens.
-            ctx = ScanContext(normalize(text), budget, hint)
-            return [card, *_encoded_findings(ctx, [base64_tokens], hint, depth)]
-    return _scan_general(text, budget, hint, depth)
-
-
-def _scan_general(text: str, budget: Budget, hint: str | None, depth: int) -> list[tuple[str, int, int]]:
-    """What :func:`_scan_view` finds, by the general path (the budget already charged)."""
     view = normalize(text)
     facts = Facts(view.data)
+    bare_card = _all().bare_card
+    # The commonest flagged string, a note holding one bare card number, in a few checks (only
+    # when the view is the text and its digit count is a card's length).
+    if depth == 0 and view.starts is None and facts.digits in bare_card.lengths:
+        card = bare_card.find(text, hint)
+        if card is not None:
+            # Found in the order of the general path: digit windows, (no) patterns, decoded tokens.
+            ctx = ScanContext(view, budget, hint)
+            return [card, *_encoded_findings(ctx, [base64_tokens], hint, depth)]
+    return _scan_general(view, facts, budget, hint, depth)
+
+
+def _scan_general(view: Normalized, facts: Facts, budget: Budget, hint: str | None,
+                  depth: int) -> list[tuple[str, int, int]]:
+    """What :func:`_scan_view` finds in ``view`` by the general path (the budget already charged)."""
     detectors = _all()
     if detectors.quiet(facts):
         return []

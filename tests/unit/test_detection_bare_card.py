@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 
 from pipeline.detection import Budget, engine, scan
 from pipeline.detection.base import Span
+from pipeline.detection.facts import Facts
 from pipeline.detection.iban import iban_valid
 from pipeline.generator import card_number, luhn_complete
+from pipeline.normalize import normalize
 from tests.unit import detection_corpus
 
 SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -39,7 +41,8 @@ def general(text: str, hint: str | None) -> tuple[list[Span], int]:
     """``scan`` without the fast path: its spans, and the characters it charged to the budget."""
     budget = Budget(None, None)
     budget.charge(len(text))
-    found = engine._scan_general(text, budget, hint, 0)
+    view = normalize(text)
+    found = engine._scan_general(view, Facts(view.data), budget, hint, 0)
     return engine.merge([Span(kind, start, end) for kind, start, end in found if end > start]), budget.chars
 
 
