@@ -6,6 +6,7 @@ Paths here are concrete (``a.b``, ``items[0].b``): a rule reads one value. Wildc
 from __future__ import annotations
 
 import math
+import operator
 import re
 from functools import lru_cache
 from typing import Any
@@ -118,16 +119,33 @@ def _compare(value: Any, cond: Condition) -> bool:
         # A comparison against a non-number cannot be decided: treat it as met, so the rule holds
         # the record for a human rather than letting it through (fail closed).
         return True
-    return {">": value > target, ">=": value >= target, "<": value < target, "<=": value <= target}[op]
+    return _ORDER[op](value, target)
+
+
+# The order comparisons by name: only the one asked for is evaluated.
+_ORDER = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+@lru_cache(maxsize=4096)
+def _finder(path: str) -> tuple[Any, tuple[str | int, ...]]:
+    """The cheapest lookup for a rule's ``path`` and its steps (rule paths come from the policy)."""
+    steps = _steps(path)
+    return _lookup_for(steps), steps
+
+
+def _get(doc: Any, path: str) -> Any:
+    """``lookup(doc, path)`` for a policy path, split and classified once."""
+    find, steps = _finder(path)
+    return find(doc, steps)
 
 
 def conditions_met(doc: dict[str, Any], conditions: list[Condition]) -> bool:
-    return all(_compare(lookup(doc, c.field), c) for c in conditions)
+    return all(_compare(_get(doc, c.field), c) for c in conditions)
 
 
 def residency_violation(doc: dict[str, Any], rule: ResidencyRule) -> str | None:
     """Why the subject's jurisdiction may not clear here, or ``None``. Never quotes the value."""
-    value = lookup(doc, rule.field)
+    value = _get(doc, rule.field)
     if value is MISSING:
         return f"jurisdiction field {rule.field!r} is missing"
     if not isinstance(value, str):

@@ -123,3 +123,23 @@ def test_valid_ibans_pass_the_check():
             value = iban(rng, country)
             assert iban_mod97_ok(value)
             assert not iban_mod97_ok(value[:2] + f"{(int(value[2:4]) + 1) % 100:02d}" + value[4:])
+
+
+_NUMBERS = st.integers(-5, 5) | st.floats(allow_nan=True, width=16)
+
+
+@SETTINGS
+@given(_NUMBERS | st.booleans() | st.none() | st.text(max_size=2), st.sampled_from([">", ">=", "<", "<="]),
+       _NUMBERS.filter(lambda x: x == x))
+def test_an_order_condition_compares_like_the_table_of_all_four(value, op, target):
+    import math
+
+    from pipeline.rules import _compare
+    from schemas.policy import Condition
+
+    cond = Condition(field="a", op=op, value=target)
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        expected = True
+    else:
+        expected = {">": value > target, ">=": value >= target, "<": value < target, "<=": value <= target}[op]
+    assert _compare(value, cond) == expected
