@@ -32,10 +32,23 @@ from pipeline.detection.checksums import is_card
 from pipeline.detection.phone import PhoneDetector
 
 CARD = "card"
-# Non-digits, then one block of 13-19 digits with a space or the edge on each side, then non-digits.
-# Group 1 is the block.
-_SHAPE = re2.compile(rb"(?:[^0-9]* )?([0-9]{13,19})(?: [^0-9]*)?")
-_PROGRAM, _BOTH = _SHAPE._regexp, re2._Anchor.ANCHOR_BOTH
+# Digits -> "0", a space -> " ", anything else -> "x": the shape of a text in one translate.
+_SHAPE = bytes.maketrans(bytes(range(256)), bytes(48 if 48 <= b <= 57 else 32 if b == 32 else 120 for b in range(256)))
+
+
+def digit_block(data: bytes) -> tuple[int, int] | None:
+    """Where the only digits of ``data`` are, when they are one block with a space or the edge on
+    each side; else None."""
+    shape = data.translate(_SHAPE)
+    start = shape.find(b"0")
+    if start < 0:
+        return None
+    end = start + shape.count(b"0")
+    if shape.count(b"0", start, end) != end - start:  # digits outside the block
+        return None
+    if (start > 0 and shape[start - 1] != 32) or (end < len(shape) and shape[end] != 32):
+        return None
+    return start, end
 
 
 class BareCard:
@@ -55,8 +68,11 @@ class BareCard:
         if not text.isascii():
             return None
         data = text.encode("ascii")
-        start, end = _PROGRAM.Match(_BOTH, data, 0, len(data))[1]
-        if start < 0 or end - start not in self.lengths or not is_card(text[start:end]):
+        block = digit_block(data)
+        if block is None:
+            return None
+        start, end = block
+        if end - start not in self.lengths or not is_card(text[start:end]):
             return None
         if b"\\" in data or b"%" in data:
             return None

@@ -143,3 +143,15 @@ def test_an_order_condition_compares_like_the_table_of_all_four(value, op, targe
     else:
         expected = {">": value > target, ">=": value >= target, "<": value < target, "<=": value <= target}[op]
     assert _compare(value, cond) == expected
+
+
+@SETTINGS
+@given(st.text(alphabet="0123456789 ax\0\n-", max_size=40) | st.text(alphabet="ab ", max_size=8).map(lambda t: t + "4111111111111111" + t))
+def test_the_digit_block_is_what_the_shape_regex_finds(text: str):
+    import re2
+
+    from pipeline.detection.bare_card import digit_block
+
+    data = text.encode()
+    match = re2.fullmatch(rb"(?:[^0-9]* )?([0-9]+)(?: [^0-9]*)?", data)
+    assert digit_block(data) == (match.span(1) if match else None)
