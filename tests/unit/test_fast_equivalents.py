@@ -86,7 +86,7 @@ def test_remembered_clean_texts_leave_the_candidates_unchanged():
     groups = [[text for text, _ in group] for group in detection_corpus.groups()[:1500]]  # events, then others
     for _ in range(2):  # cold, then with every clean text of the corpus remembered
         for texts in groups:
-            assert record.candidates(texts) == record._marked(texts)
+            assert record.candidates(texts) == record._marked_joined(texts)
     assert record._CLEAN
 
 
@@ -100,7 +100,9 @@ def test_candidates_with_remembered_texts_are_those_of_one_full_pass(records):
     from pipeline.detection import record
 
     for texts in records:
-        assert record.candidates(texts) == record._marked(texts)
+        assert record.candidates(texts) == record._marked_joined(texts)
+        for text in texts:  # alone: as the pre-filter sees the few texts a warm record has left
+            assert record._view_marked(text) == bool(record._marked_joined([text]))
 
 
 @SETTINGS
@@ -155,3 +157,13 @@ def test_the_digit_block_is_what_the_shape_regex_finds(text: str):
     data = text.encode()
     match = re2.fullmatch(rb"(?:[^0-9]* )?([0-9]+)(?: [^0-9]*)?", data)
     assert digit_block(data) == (match.span(1) if match else None)
+
+
+def test_a_view_alone_is_marked_as_in_the_joined_buffer():
+    from pipeline.detection import record
+    from tests.unit import detection_corpus
+
+    for group in detection_corpus.groups():
+        texts = [text for text, _ in group]
+        joined = set(record._marked_joined(texts))
+        assert [i for i, text in enumerate(texts) if record._view_marked(text)] == sorted(joined)
