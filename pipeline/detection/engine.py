@@ -43,7 +43,8 @@ class _Detectors:
         # A gate's marker bytes as a set (None: it has none), tested against the markers a view holds,
         # found with one translate per view (every translate(None, delete) rebuilds a 256-byte table).
         self.gates = [(d, d.gate.letters, d.gate.alnum, frozenset(d.gate.any_of) or None, d.gate.check) for d in gated]
-        self.not_gate_markers = Gate(any_of=b"".join(d.gate.any_of for d in gated)).delete_table()
+        self.gate_markers = bytes(sorted(set(b"".join(d.gate.any_of for d in gated))))
+        self.not_gate_markers = Gate(any_of=self.gate_markers).delete_table()
         # One RE2 set of every candidate pattern: when several gates are open, one pass tells which match.
         self.prefilter = re2.Set.SearchSet()
         for detector in self.pattern:
@@ -77,7 +78,10 @@ class _Detectors:
         """The pattern detectors whose gates ``facts`` leave open, in registry order."""
         letters, data = facts.letters, facts.data
         alnum = letters + facts.digits
-        present = frozenset(data.translate(None, self.not_gate_markers))  # the marker bytes in the view
+        present = data.translate(None, self.not_gate_markers)  # the marker bytes in the view
+        if len(present) > 64:  # a long view: its distinct markers, without a set built over every byte
+            present = bytes(b for b in self.gate_markers if b in present)
+        present = frozenset(present)
         open_ = [d for d, min_letters, min_alnum, markers, check in self.gates[: bisect_right(self.gate_digits, facts.digits)]
                  if letters >= min_letters and alnum >= min_alnum and (markers is None or not markers.isdisjoint(present))
                  and (check is None or check(data))]
