@@ -108,7 +108,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.benchmark.run import Options
 
     stages = tuple(args.stages.split(",")) if args.stages else Options.stages
-    options = Options(events=args.events, latency_s=args.latency_seconds,
+    options = Options(events=args.events, latency_s=args.latency_seconds, warmup_s=args.latency_warmup,
                       latency_rate=args.latency_rate, workers=args.workers, stages=stages)
     return run_bench(options, args.json, args.home or _home(), args.recovery)
 
@@ -201,6 +201,8 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--stages", help="comma-separated subset of raw,faust,faust-tuned,screen (default: all)")
     bn.add_argument("--workers", type=int, choices=[1, 2], default=1, help="2: also run two screening workers")
     bn.add_argument("--latency-seconds", type=float, default=20.0, help="length of the half-rate latency run")
+    bn.add_argument("--latency-warmup", type=float, default=5.0, metavar="SECONDS",
+                    help="seconds produced at the latency run's rate before it measures (reported apart)")
     bn.add_argument("--latency-rate", type=float, default=None,
                     help="events/s of the latency run instead of half the measured rate (to compare builds)")
     bn.add_argument("--recovery", type=int, default=0, metavar="ENTRIES",
