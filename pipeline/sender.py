@@ -16,8 +16,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from aiokafka.errors import MessageSizeTooLargeError
-
 from pipeline.outputs import Output, sealed
 
 
@@ -54,12 +52,11 @@ async def _send_batches(aio: Any, outputs: Sequence[Output], partitions: Sequenc
         for i in indices:
             out = outputs[i]
             meta = batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers)
-            if meta is None:  # full: it goes as it is, the record starts the next one
+            if meta is None:  # full: it goes as it is, the record starts the next one (an empty batch
+                # takes a record of any size; the broker refuses one over its limit)
                 sends.append((batch, topic, partition))
                 batch = aio.create_batch()
                 meta = batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers)
-                if meta is None:  # an empty batch takes any record; kept as a guard
-                    raise MessageSizeTooLargeError(f"a record for {topic} does not fit in a producer batch")
             placed[i] = (len(sends), meta.offset)
         sends.append((batch, topic, partition))
     futures = []
