@@ -27,7 +27,7 @@ import orjson
 
 from pipeline import faustfix
 from pipeline.approval import effects, rules, state as held_state
-from pipeline.approval.openholds import OpenHolds
+from pipeline.approval.openholds import OpenHolds, entry as open_hold
 from pipeline.context import FleetContext, retrying
 from pipeline.identity import IdentityError
 from pipeline.outputs import Output, egress_outputs, now_iso, output_for
@@ -280,7 +280,7 @@ class Decider:
                 await asyncio.sleep(0)
             st = held_state.decode(value)
             if st is not None and st["status"] == held_state.HELD:
-                entries[key] = (st["held_at_ms"], st.get("dataset") or "")
+                entries[key] = open_hold(st)
         self.open_holds.rebuilt(entries, generation)
 
 

@@ -17,6 +17,11 @@ from typing import Any
 REBUILD_EVERY = 60  # passes between two rebuilds from the store (5 minutes at the 5 s default)
 
 
+def entry(state: dict[str, Any]) -> tuple[int, str]:
+    """What the index keeps of a hold's state: when it was held, and its dataset."""
+    return state["held_at_ms"], state.get("dataset") or ""
+
+
 class OpenHolds:
     def __init__(self) -> None:
         self.entries: dict[bytes, tuple[int, str]] = {}  # key -> (held_at_ms, dataset)
@@ -26,10 +31,9 @@ class OpenHolds:
         self._journal: list[tuple[bytes, tuple[int, str] | None]] | None = None  # changes during a rebuild
 
     def add(self, key: bytes, state: dict[str, Any]) -> None:
-        entry = (state["held_at_ms"], state.get("dataset") or "")
-        self.entries[key] = entry
+        kept = self.entries[key] = entry(state)
         if self._journal is not None:
-            self._journal.append((key, entry))
+            self._journal.append((key, kept))
 
     def discard(self, key: bytes) -> None:
         self.entries.pop(key, None)
@@ -54,11 +58,11 @@ class OpenHolds:
 
     def rebuilt(self, entries: dict[bytes, tuple[int, str]], generation: int) -> None:
         """The scan that started at ``generation`` found ``entries`` (open holds by key)."""
-        for key, entry in self._journal or ():
-            if entry is None:
+        for key, kept in self._journal or ():
+            if kept is None:
                 entries.pop(key, None)
             else:
-                entries[key] = entry
+                entries[key] = kept
         self._journal = None
         self.entries = entries
         self.valid = generation == self.generation
