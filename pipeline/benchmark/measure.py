@@ -15,6 +15,7 @@ from importlib import metadata
 
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass(frozen=True)
@@ -216,21 +217,15 @@ def versions(kafka: str) -> dict[str, str]:
             "aiokafka": metadata.version("aiokafka"), "kafka": kafka}
 
 
-LOOP_LAG = "residency_event_loop_lag_seconds_bucket{"
-
-
 def loop_lag_buckets(web_port: int) -> dict[float, float]:
     """A worker's ``residency_event_loop_lag_seconds`` histogram: observations per upper bound
     (cumulative, as Prometheus exposes them)."""
     url = f"http://127.0.0.1:{web_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback, our own worker
         text = response.read().decode()
-    buckets = {}
-    for line in text.splitlines():
-        if line.startswith(LOOP_LAG):
-            bound = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
-    return buckets
+    return {float(sample.labels["le"]): sample.value for family in text_string_to_metric_families(text)
+            if family.name == "residency_event_loop_lag_seconds"
+            for sample in family.samples if sample.name.endswith("_bucket")}
 
 
 def loop_lag_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, object]:
