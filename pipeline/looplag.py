@@ -1,8 +1,8 @@
 """How long the worker's event loop stays blocked: a short sleep that wakes late measures it.
 
 Everything in a worker (the screen stage, the Faust agents, Kafka I/O, the web server) shares one
-event loop, so any step that holds it delays every record in flight: ingress-to-cleared latency
-spikes are loop blocks. ``residency_event_loop_lag_seconds`` shows them to operators and to
+event loop, so any step that holds it delays every record in flight (one cause of ingress-to-cleared
+latency spikes; a busy broker or box is another). ``residency_event_loop_lag_seconds`` shows them to operators and to
 ``residency bench`` (docs/operations.md).
 """
 
