@@ -79,11 +79,12 @@ def test_when_properties_are_rendered_then_each_is_one_line_and_backslashes_are_
     assert text == "a.b=1\nlog.dirs=C:\\\\data\n"
 
 
-def test_jvm_command_runs_the_main_class_from_the_cached_jars_with_a_bounded_heap(tmp_path: Path) -> None:
+def test_jvm_command_runs_the_main_class_from_the_cached_jars_with_a_fixed_heap(tmp_path: Path) -> None:
     command = config.jvm_command("/usr/bin/java", tmp_path / "libs", "kafka.Kafka", "server.properties")
 
     assert command[0] == "/usr/bin/java"
-    assert "-Xmx512m" in command
+    assert "-Xmx1g" in command and "-Xms1g" in command
+    assert "-XX:+UseG1GC" in command and "-XX:MaxGCPauseMillis=20" in command  # Kafka's own settings
     assert command[command.index("-cp") + 1] == f"{tmp_path / 'libs'}/*"
     assert command[-2:] == ["kafka.Kafka", "server.properties"]
 
