@@ -239,3 +239,20 @@ def loop_lag_summary(before: dict[float, float], after: dict[float, float]) -> d
     return {"loop_lag_wakeups": int(total), "loop_lag_over_100ms": int(total - counts[0.1]),
             "loop_lag_over_250ms": int(total - counts[0.25]),
             "loop_lag_p99_ms_under": None if p99 == float("inf") else round(p99 * 1000)}
+
+
+def by_second(samples: Iterable[tuple[int, int]]) -> list[dict[str, int]]:
+    """``(sent_ms, latency_ms)`` samples as one row per second since the first send: how many, their
+    median and their maximum. p99 alone hides whether a tail is one stall or waves all along."""
+    rows: dict[int, list[int]] = {}
+    samples = sorted(samples)
+    if not samples:
+        return []
+    start = samples[0][0]
+    for sent_ms, latency_ms in samples:
+        rows.setdefault((sent_ms - start) // 1000, []).append(latency_ms)
+    out = []
+    for second in sorted(rows):
+        values = sorted(rows[second])
+        out.append({"s": second, "n": len(values), "p50_ms": values[(len(values) - 1) // 2], "max_ms": values[-1]})
+    return out

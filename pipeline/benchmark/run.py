@@ -24,8 +24,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pipeline.admin import apply_topics
 from pipeline.benchmark.events import bench_events
 from pipeline.benchmark.fleet import Passthrough, WorkerEnv, region_policy
-from pipeline.benchmark.measure import (CpuMeter, Offsets, PeakRss, Window, listening_pid, loop_lag_buckets,
-                                        loop_lag_summary, wait_for_count)
+from pipeline.benchmark.measure import (CpuMeter, Offsets, PeakRss, Window, by_second, listening_pid,
+                                        loop_lag_buckets, loop_lag_summary, wait_for_count)
 from pipeline.harness import outcome_topics, produce
 from pipeline.policy import LoadedPolicy
 from pipeline.topics import RegionTopics, TopicSpec, topic_specs
@@ -206,9 +206,13 @@ async def latency_stage(run: Run, rate: float, alive: Callable[[], bool]) -> dic
     p50, p99 = _quantile(latencies, 0.5), _quantile(latencies, 0.99)
     run.say(f"latency: ingress->cleared p50 {p50} ms, p99 {p99} ms over {len(latencies):,} cleared events "
             f"(with the warm-up: p99 {_quantile(everything, 0.99)} ms)")
+    seconds = by_second((sent[eid], ms) for eid, ms in found)
+    run.say("latency by second since the first send (median/max ms): "
+            + " ".join(f"{row['p50_ms']}/{row['max_ms']}" for row in seconds))
     return {"p50_ms": p50, "p99_ms": p99, "latency_rate_eps": round(rate), "latency_events": count,
             "latency_cleared": len(latencies), "latency_max_ms": latencies[-1],
-            "latency_warmup_s": run.options.warmup_s, "p99_ms_with_warmup": _quantile(everything, 0.99)}
+            "latency_warmup_s": run.options.warmup_s, "p99_ms_with_warmup": _quantile(everything, 0.99),
+            "latency_by_second": seconds}
 
 
 def _quantile(ordered: list[int], q: float) -> int:
