@@ -8,7 +8,7 @@ import faust.transport.consumer as faust_consumer
 from aiokafka import TopicPartition
 from intervaltree import IntervalTree
 
-from pipeline import faustfix
+from pipeline import faustfix, faustwatch
 from pipeline.faustfix import ReadOffsets, new_offset
 
 
@@ -188,10 +188,10 @@ def test_an_offset_put_aside_is_not_owed_once_committed_or_acknowledged():
 
 
 def test_a_head_that_never_reached_an_agent_is_fetched_again():
-    assert faustfix.stuck_head(17, [18, 19])
-    assert not faustfix.stuck_head(17, [17, 18])  # committable
-    assert not faustfix.stuck_head(None, [3])  # nothing committed yet
-    assert not faustfix.stuck_head(17, [])
+    assert faustwatch.stuck_head(17, [18, 19])
+    assert not faustwatch.stuck_head(17, [17, 18])  # committable
+    assert not faustwatch.stuck_head(None, [3])  # nothing committed yet
+    assert not faustwatch.stuck_head(17, [])
 
 
 def test_the_watchdog_seeks_back_only_after_the_head_stayed_missing(monkeypatch):
@@ -205,17 +205,17 @@ def test_the_watchdog_seeks_back_only_after_the_head_stayed_missing(monkeypatch)
 
     tp = TopicPartition("t", 0)
     clock = [100.0]
-    monkeypatch.setattr(faustfix, "clock", lambda: clock[0])
+    monkeypatch.setattr(faustwatch, "clock", lambda: clock[0])
 
     async def run() -> None:
         consumer = FakeConsumer()
-        faustfix._watch_head(consumer, tp, 17, [18])
-        clock[0] += faustfix.STUCK_S - 1
-        faustfix._watch_head(consumer, tp, 17, [18, 19])
+        faustwatch._watch_head(consumer, tp, 17, [18])
+        clock[0] += faustwatch.STUCK_S - 1
+        faustwatch._watch_head(consumer, tp, 17, [18, 19])
         await asyncio.sleep(0)
         assert seeks == []
         clock[0] += 2
-        faustfix._watch_head(consumer, tp, 17, [18, 19])
+        faustwatch._watch_head(consumer, tp, 17, [18, 19])
         await asyncio.sleep(0.01)
         assert seeks == [(tp, 17)]
 
@@ -223,13 +223,13 @@ def test_the_watchdog_seeks_back_only_after_the_head_stayed_missing(monkeypatch)
 
 
 def test_a_tail_nobody_acknowledged_or_holds_is_stuck():
-    assert faustfix.stuck_tail(committed=17, end=20, acked=[], in_flight=False)
-    assert faustfix.stuck_tail(committed=17, end=20, acked=None, in_flight=False)  # no ack since assignment
-    assert not faustfix.stuck_tail(17, 17, [], False)  # idle: everything committed
-    assert not faustfix.stuck_tail(17, 20, [], True)  # an agent still has it
-    assert not faustfix.stuck_tail(17, 20, [18], False)  # a stuck head, or a commit on its way
-    assert not faustfix.stuck_tail(None, 20, [], False)  # no committed offset before the first seek
-    assert not faustfix.stuck_tail(17, None, [], False)  # not fetched yet
+    assert faustwatch.stuck_tail(committed=17, end=20, acked=[], in_flight=False)
+    assert faustwatch.stuck_tail(committed=17, end=20, acked=None, in_flight=False)  # no ack since assignment
+    assert not faustwatch.stuck_tail(17, 17, [], False)  # idle: everything committed
+    assert not faustwatch.stuck_tail(17, 20, [], True)  # an agent still has it
+    assert not faustwatch.stuck_tail(17, 20, [18], False)  # a stuck head, or a commit on its way
+    assert not faustwatch.stuck_tail(None, 20, [], False)  # no committed offset before the first seek
+    assert not faustwatch.stuck_tail(17, None, [], False)  # not fetched yet
 
 
 class _Msg:
@@ -240,8 +240,8 @@ class _Msg:
 def test_only_unacknowledged_messages_of_the_current_generation_are_in_flight():
     messages = [_Msg("a", 5), _Msg("b", 5, acked=True), _Msg("c", 4), _Msg("d", 4), _Msg("d", 5)]
     # "c": fetched before the rebalance, skipped by the stream or refused by _ack: never acknowledged
-    assert faustfix.in_flight(messages, 5) == {"a", "d"}
-    assert faustfix.in_flight([], 5) == set()
+    assert faustwatch.in_flight(messages, 5) == {"a", "d"}
+    assert faustwatch.in_flight([], 5) == set()
 
 
 class _Tails:
@@ -278,17 +278,17 @@ class _Tails:
 
 def test_the_tail_watchdog_fetches_again_only_after_the_tail_stayed_stuck(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr(faustfix, "clock", lambda: clock[0])
+    monkeypatch.setattr(faustwatch, "clock", lambda: clock[0])
 
     async def run() -> _Tails:
         consumer = _Tails()
-        faustfix._watch_tails(consumer)
-        clock[0] += faustfix.STUCK_S - 1
-        faustfix._watch_tails(consumer)
+        faustwatch._watch_tails(consumer)
+        clock[0] += faustwatch.STUCK_S - 1
+        faustwatch._watch_tails(consumer)
         await asyncio.sleep(0.01)
         assert consumer.seeks == []
         clock[0] += 2
-        faustfix._watch_tails(consumer)
+        faustwatch._watch_tails(consumer)
         await asyncio.sleep(0.01)
         assert consumer.seeks == [(consumer.tp, 17)]  # the changelog partition is not watched
         return consumer
@@ -299,15 +299,15 @@ def test_the_tail_watchdog_fetches_again_only_after_the_tail_stayed_stuck(monkey
 def _stays(consumer: _Tails, change, monkeypatch) -> list:  # noqa: ANN001
     """Seeks of a tail watched for twice ``STUCK_S``, with ``change`` applied to it halfway."""
     clock = [100.0]
-    monkeypatch.setattr(faustfix, "clock", lambda: clock[0])
+    monkeypatch.setattr(faustwatch, "clock", lambda: clock[0])
 
     async def run() -> None:
-        faustfix._watch_tails(consumer)
-        clock[0] += faustfix.STUCK_S - 1
+        faustwatch._watch_tails(consumer)
+        clock[0] += faustwatch.STUCK_S - 1
         change(consumer)
-        faustfix._watch_tails(consumer)
-        clock[0] += faustfix.STUCK_S - 1
-        faustfix._watch_tails(consumer)
+        faustwatch._watch_tails(consumer)
+        clock[0] += faustwatch.STUCK_S - 1
+        faustwatch._watch_tails(consumer)
         await asyncio.sleep(0.01)
 
     asyncio.run(run())
@@ -338,7 +338,7 @@ def test_the_tail_watchdog_waits_out_a_rebalance(monkeypatch):
 
     def rebalance(c: _Tails) -> None:
         c.app.rebalancing = True
-        faustfix._watch_tails(c)  # forgets what it watched; the rebalance's seek refetches anyway
+        faustwatch._watch_tails(c)  # forgets what it watched; the rebalance's seek refetches anyway
         c.app.rebalancing = False
 
     assert _stays(consumer, rebalance, monkeypatch) == []
@@ -421,10 +421,10 @@ def test_offsets_deleted_by_retention_are_the_one_hole(monkeypatch):
             seeks.extend(partitions.values())
 
     consumer = Consumer()
-    asyncio.run(faustfix._refetch_head(consumer, tp, 17))
+    asyncio.run(faustwatch._refetch_head(consumer, tp, 17))
     assert gaps == [(17, 40)] and seeks == []
     consumer.first = 0
-    asyncio.run(faustfix._refetch_head(consumer, tp, 17))
+    asyncio.run(faustwatch._refetch_head(consumer, tp, 17))
     assert gaps == [(17, 40)] and seeks == [17]  # the records are there: fetch them again
 
 
@@ -441,7 +441,7 @@ def test_a_seek_back_is_marked_first_and_done_in_the_consumer_thread():
         async def seek_wait(self, partitions):  # noqa: ANN001, ANN202
             calls.append((dict(partitions), self._read_offset.epoch[tp]))
 
-    assert asyncio.run(faustfix._seek_back(Consumer(), tp, 7)) is True
+    assert asyncio.run(faustwatch._seek_back(Consumer(), tp, 7)) is True
     assert calls == [({tp: 7}, 1)]  # the records in hand were put aside before the seek
 
 
@@ -452,4 +452,4 @@ def test_a_seek_back_on_a_partition_no_longer_ours_says_so():
         async def seek_wait(self, partitions):  # noqa: ANN001, ANN202
             raise RuntimeError("not assigned")
 
-    assert asyncio.run(faustfix._seek_back(Revoked(), TopicPartition("t", 0), 3)) is False
+    assert asyncio.run(faustwatch._seek_back(Revoked(), TopicPartition("t", 0), 3)) is False
