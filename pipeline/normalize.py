@@ -33,6 +33,7 @@ _NON_ASCII = re2.compile(r"[^\x00-\x7f]+")
 # A digit run: digits joined by at most three separators, so a gap of four or more splits it.
 _DIGIT_RUN = re2.compile(rb"[0-9](?:[ \t\r\n./\\-]{0,3}[0-9])*")
 _SEPARATORS_TO_SPACE = bytes.maketrans(b"\t\r\n./\\-", b"       ")
+_ASCII_DIGITS = b"0123456789"
 
 _DROPPED_CATEGORIES = frozenset({"Cf", "Cc", "Cs", "Co", "Cn", "Mn", "Me"})
 _SPACE_CATEGORIES = frozenset({"Zs", "Zl", "Zp"})
@@ -209,10 +210,14 @@ def digit_runs(data: bytes, min_digits: int = 1) -> list[DigitRun]:
     runs = []
     # The compiled program directly: the re2 wrapper's finditer costs microseconds per match.
     program, anchor, pos, size = _long_runs(min_digits)._regexp, re2._Anchor.UNANCHORED, 0, len(data)
-    while pos < size:
+    # Digits from ``pos`` on: once fewer than ``min_digits`` are left, no run worth keeping is, and
+    # the search that would find none (an RE2 call) is skipped. Each byte is counted once.
+    left = size - len(data.translate(None, _ASCII_DIGITS))
+    while pos < size and left >= min_digits:
         start, end = program.Match(anchor, data, pos, size)[0]
         if start < 0:
             break
+        left -= end - pos - len(data[pos:end].translate(None, _ASCII_DIGITS))
         pos = end  # a run is never empty, so this moves on
         if end - start < min_digits:
             continue

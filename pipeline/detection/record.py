@@ -136,7 +136,7 @@ def _view_marked(text: str) -> bool:
     alternative crosses the NUL around it), so the text is looked at alone: a NEEDS_SCAN match
     marks it, no match of either pattern (and no NUL of its own) leaves it, and only a possible
     base64 run takes the joined path's decoding."""
-    blob, _ = _blob((text,))
+    blob = b"\0" + (text.encode("ascii") if text.isascii() else normalize(text).data) + b"\0"  # _blob((text,))
     hits = _EITHER_SET.Match(blob)
     if 0 in hits:
         return True

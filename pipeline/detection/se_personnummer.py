@@ -20,3 +20,10 @@ class SePersonnummerDetector(NationalIdDetector):
     keywords = id_keywords("personnummer", "personnr", "pnr", "samordningsnummer", "person number")
     formats = re2.compile(rb"[0-9]{6}[-+][0-9]{4}")
     validate = staticmethod(_valid)
+
+    def plausible(self, digits: str) -> bool:
+        # stdnum wants a real birth date (``YYMMDD`` before the last four digits in both forms):
+        # a month 01-12 and a day 01-31 at least. Most digit windows (a card's first twelve
+        # digits) fail here, before the keyword searches around them.
+        month, day = digits[-8:-6], digits[-6:-4]
+        return "01" <= month <= "12" and "01" <= day <= "31"

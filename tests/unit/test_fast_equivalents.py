@@ -167,3 +167,45 @@ def test_a_view_alone_is_marked_as_in_the_joined_buffer():
         texts = [text for text, _ in group]
         joined = set(record._marked_joined(texts))
         assert [i for i, text in enumerate(texts) if record._view_marked(text)] == sorted(joined)
+
+
+@SETTINGS
+@given(st.sampled_from([10, 12]).flatmap(lambda n: st.text(alphabet="0123456789", min_size=n, max_size=n))
+       | st.from_regex(r"\A(19|20)?[0-9]{2}(0[0-9]|1[0-3])(0[0-9]|[123][0-9])[0-9]{4}\Z"))
+def test_personnummer_plausibility_never_turns_down_a_valid_number(digits: str):
+    # The date pre-check runs before the keyword searches: it must only ever reject what stdnum does.
+    from pipeline.detection.se_personnummer import SePersonnummerDetector, _valid
+
+    if not SePersonnummerDetector().plausible(digits):
+        assert not _valid(digits)
+
+
+def test_personnummer_plausibility_accepts_every_valid_date_and_turns_down_others():
+    from pipeline.detection.se_personnummer import SePersonnummerDetector
+
+    detector = SePersonnummerDetector()
+    for month in range(100):
+        for day in range(100):
+            expected = 1 <= month <= 12 and 1 <= day <= 31
+            assert detector.plausible(f"20{month:02d}{day:02d}1234") is expected
+            assert detector.plausible(f"1990{month:02d}{day:02d}1234") is expected
+
+
+@SETTINGS
+@given(TEXTS | RUNS | RUNS.map(lambda t: t * 5), st.integers(1, 20))
+def test_digit_runs_stop_early_only_when_no_long_run_is_left(text: str, minimum: int):
+    # digit_runs skips its last search once too few digits remain; the plain search finds the same runs.
+    from pipeline.normalize import _DIGIT_RUN
+
+    data = _plain(text)
+    plain = [(m.start(), m.end()) for m in _DIGIT_RUN.finditer(data)
+             if len(data[m.start():m.end()].translate(None, b" \t\r\n./\\-")) >= minimum]
+    assert [(r.start, r.end) for r in digit_runs(data, minimum)] == plain
+
+
+@SETTINGS
+@given(TEXTS)
+def test_one_view_looked_at_alone_is_blobbed_like_the_joined_buffer(text: str):
+    from pipeline.detection.record import _marked_joined, _view_marked
+
+    assert _view_marked(text) == bool(_marked_joined((text,)))
