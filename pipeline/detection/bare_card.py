@@ -11,8 +11,9 @@ checks, each a necessary condition of some way the engine could report anything 
 * the card detector comes first among the digit detectors of that length and confirms the block
   (a lone group between spaces is a whole run with no hex letter beside it, so ``confirm`` is
   :func:`is_card`), so no later digit detector is asked;
-* no pattern detector's pattern matches the view (the engine's RE2 set), except the phone pattern,
-  which matches the block itself and is ruled out by ``PhoneDetector.could_confirm``;
+* no pattern detector's pattern matches the view (one RE2 set pass), except the phone pattern,
+  which matches the block itself and is ruled out by ``PhoneDetector.could_confirm`` (its view test
+  is the last pattern of the same set, so the one pass answers both);
 * no ``\\`` (JSON documents, ``\\u`` escapes) and no ``%`` (URL-encoding), so of the decoders only
   base64 is left (the block itself is a base64 run, and may decode to readable text): the caller
   adds its findings the way the general path does.
@@ -54,13 +55,21 @@ def digit_block(data: bytes) -> tuple[int, int] | None:
 class BareCard:
     """The fast path, set up once from the engine's detectors (see the module docstring)."""
 
-    def __init__(self, by_length: dict[int, list[DigitDetector]], pattern: list[PatternDetector],
-                 prefilter: re2.Set) -> None:
+    def __init__(self, by_length: dict[int, list[DigitDetector]], pattern: list[PatternDetector]) -> None:
         # Block lengths where the card detector is asked first, so its hit ends the window.
         self.lengths = frozenset(n for n, ds in by_length.items() if ds[0].name == CARD)
-        # Index of the phone pattern in ``prefilter``; every other pattern must not match at all.
-        self.phone = next(i for i, d in enumerate(pattern) if isinstance(d, PhoneDetector))
+        # One RE2 set of every pattern detector's pattern, then the phone's view test (the first half
+        # of could_confirm), so one pass answers both. Its own set: the engine's set, which scans
+        # views of any length, stays without the phone's context words (megabyte views ran slower).
+        prefilter = re2.Set.SearchSet()
+        for detector in pattern:
+            prefilter.Add(detector.pattern.pattern)
+        prefilter.Add(PhoneDetector.view_pattern)
+        prefilter.Compile()
         self.prefilter = prefilter._set  # the compiled set itself: the wrapper only adds a call
+        # Index of the phone pattern; every other detector's pattern must not match at all.
+        self.phone = next(i for i, d in enumerate(pattern) if isinstance(d, PhoneDetector))
+        self.phone_view = len(pattern)
 
     def find(self, text: str, hint: str | None) -> tuple[str, int, int] | None:
         """``("card", start, end)`` when, besides base64 tokens, it is the only thing
@@ -76,9 +85,11 @@ class BareCard:
             return None
         if b"\\" in data or b"%" in data:
             return None
-        if any(index != self.phone for index in self.prefilter.Match(data) or ()):
+        matched = self.prefilter.Match(data) or ()
+        if any(index != self.phone and index != self.phone_view for index in matched):
             return None
-        # ScanContext's hint bytes, as the phone detector would see them.
-        if PhoneDetector.could_confirm(data, (hint or "").encode("ascii", "replace")):
+        # PhoneDetector.could_confirm, its view half answered by the same set pass; the hint as
+        # ScanContext's bytes, as the phone detector would see them.
+        if self.phone_view in matched or PhoneDetector.hint_could_confirm((hint or "").encode("ascii", "replace")):
             return None
         return CARD, start, end

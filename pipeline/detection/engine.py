@@ -52,7 +52,7 @@ class _Detectors:
         self.prefilter.Compile()
         self.set_index = {id(d): i for i, d in enumerate(self.pattern)}
         self._quiet_rules(gated)
-        self.bare_card = BareCard(self.by_length, self.pattern, self.prefilter)
+        self.bare_card = BareCard(self.by_length, self.pattern)
 
     def _quiet_rules(self, gated: list[PatternDetector]) -> None:
         """Fold every gate into one test for the common case: a view with very few digits."""

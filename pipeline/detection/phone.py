@@ -74,11 +74,20 @@ class PhoneDetector(PatternDetector):
     pattern = _PATTERN
     gate = Gate(digits=7, check=_could_start)
 
+    # What could_confirm() looks for in the view, for a caller that asks it in one RE2 set pass
+    # together with other patterns (then only the hint is left: hint_could_confirm()).
+    view_pattern = _MAYBE.pattern
+
     @staticmethod
     def could_confirm(data: bytes, hint: bytes) -> bool:
         """Can any branch of confirm() accept a candidate in view ``data`` with ``hint`` (the
         scan context's hint bytes)? One pass over the view and one over the hint."""
-        return rx.found(_MAYBE, data) or (bool(hint) and rx.found(_ANY_CONTEXT, hint))
+        return rx.found(_MAYBE, data) or PhoneDetector.hint_could_confirm(hint)
+
+    @staticmethod
+    def hint_could_confirm(hint: bytes) -> bool:
+        """The hint's part of :meth:`could_confirm`: a context word in it."""
+        return bool(hint) and rx.found(_ANY_CONTEXT, hint)
 
     def find(self, ctx: ScanContext) -> Iterator[tuple[int, int]]:
         # Most candidates in an event are card numbers, IBAN digits and dates that no branch of
