@@ -95,7 +95,7 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
             cpu["screen"] = screen["cpu"]
             result["latency"] = {k: screen[k] for k in
                                  ("latency_rate_eps", "latency_events", "latency_cleared", "latency_max_ms",
-                                  "latency_warmup_s", "p99_ms_with_warmup")}
+                                  "latency_warmup_s", "p99_ms_with_warmup", "latency_by_second")}
             result["latency"].update(screen["loop_lag"])
         result["passthrough_rss_mb"] = rss
         result["cpu_us_per_event"] = cpu
