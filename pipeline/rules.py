@@ -81,9 +81,8 @@ class Contract:
     __slots__ = ("required", "types")
 
     def __init__(self, schema: RecordSchema) -> None:
-        self.required = tuple((path, _lookup_for(_steps(path)), _steps(path)) for path in schema.required)
-        self.types = tuple((path, _lookup_for(_steps(path)), _steps(path), expected, _JSON_TYPES[expected],
-                            expected in ("number", "integer"))
+        self.required = tuple((path, *_finder(path)) for path in schema.required)
+        self.types = tuple((path, *_finder(path), expected, _JSON_TYPES[expected], expected in ("number", "integer"))
                            for path, expected in schema.types.items())
 
     def violation(self, doc: dict[str, Any]) -> str | None:

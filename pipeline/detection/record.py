@@ -74,6 +74,11 @@ _PLUS_ONE = (1).__add__  # a view's length and its NUL, added up in C rather tha
 _READABLE = READABLE_START._regexp
 
 
+def _view(text: str) -> bytes:
+    """The bytes the pre-filter looks at for ``text``: itself when ASCII, else its normalized view."""
+    return text.encode("ascii") if text.isascii() else normalize(text).data
+
+
 def _blob(texts: Sequence[str]) -> tuple[bytes, list[int]]:
     """The views joined, each after a NUL and the last before one, and where each view's NUL is."""
     joined = "\0".join(texts)
@@ -81,7 +86,7 @@ def _blob(texts: Sequence[str]) -> tuple[bytes, list[int]]:
         lengths = map(len, texts)
         blob = ("\0" + joined + "\0").encode("ascii")
     else:
-        views = [text.encode("ascii") if text.isascii() else normalize(text).data for text in texts]
+        views = [_view(text) for text in texts]
         lengths = map(len, views)
         blob = b"\0" + b"\0".join(views) + b"\0"
     # starts[i]: the NUL before view i; a match starting there or inside view i belongs to view i.
@@ -136,7 +141,7 @@ def _view_marked(text: str) -> bool:
     alternative crosses the NUL around it), so the text is looked at alone: a NEEDS_SCAN match
     marks it, no match of either pattern (and no NUL of its own) leaves it, and only a possible
     base64 run takes the joined path's decoding."""
-    blob = b"\0" + (text.encode("ascii") if text.isascii() else normalize(text).data) + b"\0"  # _blob((text,))
+    blob = b"\0" + _view(text) + b"\0"  # as _blob((text,)) builds it, without the offsets
     hits = _EITHER_SET.Match(blob)
     if 0 in hits:
         return True
