@@ -36,6 +36,7 @@ from mode import Service
 from pipeline import heap
 from pipeline.batch import FenceClosed, screen_batch
 from pipeline.context import FleetContext
+from pipeline.screenpool import ScreenPool
 from pipeline.topics import screen_group
 from schemas.decision import RawRecord
 
@@ -104,6 +105,13 @@ class ScreenStage(Service, ConsumerRebalanceListener):
             fetch_max_bytes=8 * 2**20,
             max_partition_fetch_bytes=2 * 2**20,
         )
+        if settings.screen_processes:
+            pool = ScreenPool(settings.screen_processes, self.ctx.loaded, settings.key_ring(),
+                              settings.test_faults if settings.enable_test_hooks else None,
+                              max(p.rules.detection_budget_ms for p in self.plans.values()),
+                              (settings.log_level, settings.log_format))
+            await pool.start()
+            self.ctx.screen_pool = pool
         self.consumer.subscribe(sorted(self.plans), listener=self)
         await self.consumer.start()
         heap.freeze()  # started: what exists now lives as long as the process (pipeline/heap.py)
@@ -115,6 +123,9 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 await self._commit(consumer)
             self.consumer = None
             await consumer.stop()
+        if self.ctx.screen_pool is not None:
+            self.ctx.screen_pool.stop()
+            self.ctx.screen_pool = None
 
     @Service.task
     async def _screen_forever(self) -> None:

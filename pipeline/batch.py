@@ -55,7 +55,9 @@ async def _already_emitted(ctx: Any, records: Sequence[RawRecord], decisions: Se
     return skip
 
 
-def _screen_all(ctx: Any, plans: Sequence[DatasetPlan], records: Sequence[RawRecord]) -> list[Decision]:
+async def _screen_all(ctx: Any, plans: Sequence[DatasetPlan], records: Sequence[RawRecord]) -> list[Decision]:
+    if ctx.screen_pool is not None:  # helper processes screen part of the batch (pipeline/screenpool.py)
+        return await ctx.screen_pool.screen(records, plans, ctx.fault_hook, ctx.metrics.screen_latency.observe)
     decisions = []
     for plan, record in zip(plans, records, strict=True):
         started = time.perf_counter()
@@ -77,7 +79,7 @@ async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRec
         plans.extend([plan] * len(fresh))
     if not records:
         return
-    decisions = _screen_all(ctx, plans, records)
+    decisions = await _screen_all(ctx, plans, records)
     # One outcome record per event, plus one per egress profile when cleared; owners[j] is the
     # index of the event that outputs[j] belongs to.
     owners, outputs = [], []

@@ -51,6 +51,7 @@ class FleetContext:
     extras: dict[str, Any] = field(default_factory=dict)
     fence: Any = None  # pipeline.guards.RackFence, closed when a broker with a disallowed rack appears
     screen: Any = None  # agents.screen.ScreenStage, once the worker runs it
+    screen_pool: Any = None  # pipeline.screenpool.ScreenPool, while the screen stage runs with helpers
 
     async def gate(self) -> None:
         """Wait while the fence is closed: an agent emits nothing while a disallowed broker is in the cluster."""

@@ -322,17 +322,28 @@ def screen(record: RawRecord, plan: DatasetPlan, fault: FaultHook | None = None,
     ``fault`` is a test hook called with the stage name ("policy", "masking", "detection") so the
     fault tests can inject an exception or a delay; it is ``None`` in production.
     """
+    producer = admission(record, plan) if check_identity and not release else None
+    if isinstance(producer, Decision):
+        return producer
     event_id, problem = event_id_of(record)
     if problem:
         return _dead(event_id, "invalid_event_id_header", problem)
-    producer = None
-    if check_identity and not release and plan.rules.identity == "required":
-        producer = _identify(record, plan, event_id)
-        if isinstance(producer, Decision):
-            return producer
     decision = _decide(record, plan, event_id, fault, release)
     decision.producer = producer
     return decision
+
+
+def admission(record: RawRecord, plan: DatasetPlan) -> Decision | dict[str, Any] | None:
+    """``screen()``'s first step alone, the producer identity check: the Decision when the record
+    ends there (an unusable event-id header, a refused producer), else the verified producer, or
+    None when the dataset does not check identity. The worker runs it itself before a helper
+    process screens the rest (pipeline/screenpool.py): only the worker refreshes producer keys."""
+    if plan.rules.identity != "required":
+        return None
+    event_id, problem = event_id_of(record)
+    if problem:
+        return _dead(event_id, "invalid_event_id_header", problem)
+    return _identify(record, plan, event_id)
 
 
 def _decide(record: RawRecord, plan: DatasetPlan, event_id: str, fault: FaultHook | None, release: bool) -> Decision:

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         description="R.provenance records per record-agent batch; each holds the fragments of one screen "
                     "batch for one partition (about batch_size / audit_partitions fragments); more blocks the "
                     "event loop longer per batch (ingress-to-cleared p99 270 ms at 1, 478 ms at 4 in residency bench)")
+    screen_processes: int = Field(
+        default=1, ge=0, le=16,
+        description="helper processes that screen part of each batch beside the worker's thread (0: the worker "
+                    "screens alone); one uses the second core of a 2-core machine (docs/benchmarks.md, session 7)")
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     session_timeout_s: float = Field(
         default=10.0, ge=6, le=300, description="a worker silent this long leaves the group; its partitions move"
