@@ -33,7 +33,7 @@ from pipeline.identity import IdentityError
 from pipeline.outputs import Output, egress_outputs, now_iso, output_for
 from pipeline.screen import screen
 from pipeline.sender import send_all
-from pipeline.tables import make_current, read_store, write_changelog, write_store
+from pipeline.tables import ROCKSDB_OPTIONS, make_current, read_store, write_changelog, write_store
 from schemas.decision import Outcome
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ EXPIRY_SCAN_STEP = 200  # holds decoded between two yields to the event loop
 def held_table(app: faust.App, partitions: int) -> faust.Table:
     """Holds by event id: envelope (raw bytes stay in-region), status, approvals, used decision ids."""
     table = app.Table("held", partitions=partitions, key_type=bytes, value_type=bytes,
-                      help="Held events and their approval state, keyed by event id.")
+                      help="Held events and their approval state, keyed by event id.",
+                      options=dict(ROCKSDB_OPTIONS))
     table.key_serializer = "raw"
     table.value_serializer = "raw"
     return table
