@@ -18,6 +18,12 @@ On a rebalance the revocation waits for the batch in hand (it finishes and commi
 fetched under an earlier generation is dropped unprocessed: its records are fetched again from the
 committed offset by whoever owns them now.
 
+With screen helpers (pipeline/screenpool.py), step 1 is pipelined: once a batch is screened and
+before it is sent, the records the consumer already holds are fetched as the next batch and handed
+to the helpers, which screen them while this batch waits for the broker. Nothing of the next batch
+is sent or committed before the batch in hand is done; a rewind or rebalance drops it, and its
+records are fetched again from the committed offsets.
+
 It runs inside the Faust worker as a service: same process, producer, metrics, web and health.
 """
 
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -34,8 +41,9 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
 from pipeline import heap
-from pipeline.batch import FenceClosed, screen_batch
+from pipeline.batch import FenceClosed, screen_ahead, screen_batch
 from pipeline.context import FleetContext
+from pipeline.outputs import now_iso
 from pipeline.screenpool import ScreenPool
 from pipeline.topics import screen_group
 from schemas.decision import RawRecord
@@ -48,6 +56,23 @@ def raw_record(record: Any) -> RawRecord:
     """An aiokafka ``ConsumerRecord`` as the screening core's input."""
     return RawRecord(record.topic, record.partition, record.offset, record.key, record.value,
                      tuple(record.headers or ()), record.timestamp)
+
+
+@dataclass
+class Ahead:
+    """A fetched batch; when fetched ahead, with its groups and its screening already started."""
+
+    generation: int
+    fetched: dict[TopicPartition, list]
+    groups: list[tuple[Any, list[RawRecord]]] | None = None
+    screening: asyncio.Future | None = None
+    received_at: str | None = None
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Mark a dropped look-ahead's outcome as seen (asyncio logs unretrieved exceptions)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class ScreenStage(Service, ConsumerRebalanceListener):
@@ -64,6 +89,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         self._generation = 0  # bumped on every revocation
         self._failures = 0  # batches in a row the broker failed (for the retry delay)
         self._lock = asyncio.Lock()  # held while a batch is processed and committed
+        self._ahead: Ahead | None = None  # the next batch, fetched and being screened by the helpers
         super().__init__(**kwargs)
 
     # --- rebalance ---------------------------------------------------------------------------
@@ -73,6 +99,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
             if self.consumer is not None:
                 await self._commit(self.consumer)
             self._screened.clear()
+            self._drop_ahead()  # its partitions' owners fetch it again from the committed offsets
             self._generation += 1
             self.committed.clear()
             self.ctx.effects.forget()
@@ -123,6 +150,9 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 await self._commit(consumer)
             self.consumer = None
             await consumer.stop()
+        if self._ahead is not None and self._ahead.screening is not None:
+            self._ahead.screening.cancel()
+        self._drop_ahead()
         if self.ctx.screen_pool is not None:
             self.ctx.screen_pool.stop()
             self.ctx.screen_pool = None
@@ -135,34 +165,65 @@ class ScreenStage(Service, ConsumerRebalanceListener):
             if consumer is None:
                 await self.sleep(0.1)
                 continue
-            generation = self._generation
-            try:
-                fetched = await consumer.getmany(timeout_ms=within_ms, max_records=self.ctx.settings.batch_size)
-            except (IllegalStateError, KafkaError) as exc:
-                if self.should_stop:
-                    return
-                log.warning("screen stage fetch failed (%s); retrying", type(exc).__name__)
-                await self.sleep(1.0)
-                continue
-            if not fetched:
+            if self._ahead is not None:  # fetched, and handed to the helpers, while the last batch was sent
+                ahead, self._ahead = self._ahead, None
+            else:
+                try:
+                    ahead = Ahead(self._generation, await consumer.getmany(
+                        timeout_ms=within_ms, max_records=self.ctx.settings.batch_size))
+                except (IllegalStateError, KafkaError) as exc:
+                    if self.should_stop:
+                        return
+                    log.warning("screen stage fetch failed (%s); retrying", type(exc).__name__)
+                    await self.sleep(1.0)
+                    continue
+            if not ahead.fetched:
                 if self._screened:  # idle: commit what was screened
                     async with self._lock:
                         await self._commit(consumer)
                 continue
             if self.ctx.fence is not None and self.ctx.fence.closed:
-                await self._fenced(consumer, fetched)  # outside the lock: a rebalance may go on meanwhile
+                await self._fenced(consumer, ahead.fetched)  # outside the lock: a rebalance may go on meanwhile
                 continue
-            await self._process(consumer, generation, fetched)
+            await self._process(consumer, ahead)
 
-    async def _process(self, consumer: AIOKafkaConsumer, generation: int, fetched: dict[TopicPartition, list]) -> None:
+    def _groups(self, fetched: dict[TopicPartition, list]) -> list[tuple[Any, list[RawRecord]]]:
+        by_topic: dict[str, list[RawRecord]] = {}
+        for tp, records in fetched.items():
+            by_topic.setdefault(tp.topic, []).extend(raw_record(r) for r in records)
+        return [(self.plans[topic], records) for topic, records in by_topic.items()]
+
+    async def _look_ahead(self) -> None:
+        """Fetch what the consumer already holds of the next batch and start the helpers on it,
+        so they screen it while this worker sends the batch in hand (pipelining). Without helpers
+        the next batch is fetched and screened as usual, after this one."""
+        pool, consumer = self.ctx.screen_pool, self.consumer
+        if pool is None or not pool.helpers or consumer is None or self._ahead is not None:
+            return
+        try:
+            fetched = await consumer.getmany(timeout_ms=0, max_records=self.ctx.settings.batch_size)
+        except (IllegalStateError, KafkaError):
+            return  # the loop's own fetch retries and logs
+        if not fetched:
+            return
+        groups = self._groups(fetched)
+        screening = asyncio.ensure_future(screen_ahead(self.ctx, groups))
+        screening.add_done_callback(_retrieved)
+        self._ahead = Ahead(self._generation, fetched, groups, screening, now_iso())
+
+    def _drop_ahead(self) -> None:
+        """Forget the batch fetched ahead: its records are fetched again from the committed offsets
+        (the helpers finish screening it; the result is not used)."""
+        self._ahead = None
+
+    async def _process(self, consumer: AIOKafkaConsumer, ahead: Ahead) -> None:
+        fetched = ahead.fetched
         async with self._lock:
-            if generation != self._generation:
+            if ahead.generation != self._generation:
                 return  # fetched before a rebalance: the partitions' owners fetch it again
             try:
-                by_topic: dict[str, list[RawRecord]] = {}
-                for tp, records in fetched.items():
-                    by_topic.setdefault(tp.topic, []).extend(raw_record(r) for r in records)
-                await screen_batch(self.ctx, [(self.plans[topic], records) for topic, records in by_topic.items()])
+                await screen_batch(self.ctx, ahead.groups or self._groups(fetched), screened=ahead.screening,
+                                   ahead=self._look_ahead, received_at=ahead.received_at)
             except asyncio.CancelledError:
                 raise
             except FenceClosed:
@@ -218,7 +279,9 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         acknowledged intent, never sent twice. (Committing those batches instead would leave them
         outside the next intent, which ``forget`` starts afresh.)"""
         self.ctx.effects.forget()
-        for tp in {*fetched, *self._screened}:
+        later = self._ahead.fetched if self._ahead is not None else {}
+        self._drop_ahead()
+        for tp in {*fetched, *self._screened, *later}:
             if tp in consumer.assignment():
                 consumer.seek(tp, self.committed.get((tp.topic, tp.partition), 0))
         self._screened.clear()

@@ -7,7 +7,7 @@ a crash the events the previous owner already emitted are not sent again.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -66,20 +66,51 @@ async def _screen_all(ctx: Any, plans: Sequence[DatasetPlan], records: Sequence[
     return decisions
 
 
-async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> None:
+def flatten(groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> tuple[list[DatasetPlan], list[RawRecord]]:
+    """The records of every ``(plan, records)`` group in order, with the plan of each."""
+    plans: list[DatasetPlan] = []
+    records: list[RawRecord] = []
+    for plan, raw in groups:
+        plans.extend([plan] * len(raw))
+        records.extend(raw)
+    return plans, records
+
+
+async def screen_ahead(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> list[Decision]:
+    """Decisions for every record of ``groups``, screened by the helper processes alone (the
+    worker's thread is sending the batch before): what ``screen_batch(..., screened=)`` takes."""
+    plans, records = flatten(groups)
+    return await ctx.screen_pool.screen(records, plans, ctx.fault_hook, ctx.metrics.screen_latency.observe,
+                                        helpers_only=True)
+
+
+async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRecord]]], *,
+                       screened: Awaitable[list[Decision]] | None = None,
+                       ahead: Callable[[], Awaitable[None]] | None = None,
+                       received_at: str | None = None) -> None:
     """Screen the records of every ``(plan, records)`` group of a fetch together (one send of outcomes
     and one of provenance for all: each is a round trip the batch waits for); return once every
-    outcome and provenance record is acknowledged."""
-    received_at = now_iso()
-    records: list[RawRecord] = []
-    plans: list[DatasetPlan] = []  # plans[i] screens records[i]
-    for plan, raw in groups:
-        fresh = ctx.effects.fresh(raw)
-        records.extend(fresh)
-        plans.extend([plan] * len(fresh))
+    outcome and provenance record is acknowledged.
+
+    ``screened``: the decisions of every record of ``groups``, already on their way (:func:`screen_ahead`).
+    ``ahead``: called once this batch is screened and before it is sent, so that the next batch can
+    be fetched and screened by the helpers while this one waits for the broker.
+    """
+    received_at = received_at or now_iso()
+    plans, records = flatten(groups)
+    # records this process already sent (a redelivery without a rebalance) are not sent again
+    fresh = {id(r) for _, raw in groups for r in ctx.effects.fresh(raw)}
+    keep = [i for i, r in enumerate(records) if id(r) in fresh]
+    plans, records = [plans[i] for i in keep], [records[i] for i in keep]
+    if screened is not None:
+        decided = await screened  # every record of groups, in order
+        decisions = [decided[i] for i in keep]
+    else:
+        decisions = await _screen_all(ctx, plans, records) if records else []
+    if ahead is not None:
+        await ahead()
     if not records:
         return
-    decisions = await _screen_all(ctx, plans, records)
     # One outcome record per event, plus one per egress profile when cleared; owners[j] is the
     # index of the event that outputs[j] belongs to.
     owners, outputs = [], []

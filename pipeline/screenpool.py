@@ -200,6 +200,7 @@ class ScreenPool:
         self._budget_s = budget_ms / 1000.0
         self._restart_at: float | None = None
         self._restarting: asyncio.Future | None = None
+        self._busy = asyncio.Lock()
 
     async def start(self) -> None:
         """Start every helper; one that does not start is logged and started again later (the
@@ -235,20 +236,34 @@ class ScreenPool:
             self._restart_at = None
             self._restarting = asyncio.ensure_future(self.start())
 
-    def shares(self, count: int) -> list[int]:
+    def shares(self, count: int, helpers_only: bool = False) -> list[int]:
         """Records for each helper (in order), the rest being the worker's: proportional to each
-        side's speed, none below ``MIN_SHARE``."""
-        if not self.helpers or count < 2 * MIN_SHARE:
+        side's speed, none below ``MIN_SHARE``. ``helpers_only``: the helpers share all of them."""
+        if not self.helpers or (count < 2 * MIN_SHARE and not helpers_only):
             return []
         own = self.own_cost or 1.0
         speeds = [1.0 / (h.cost or own) for h in self.helpers]  # unmeasured: as fast as the worker
+        if helpers_only:
+            out = [int(count * s / sum(speeds)) for s in speeds]
+            out[0] += count - sum(out)
+            return out
         total = sum(speeds) + 1.0 / own
         out = [int(count * s / total) for s in speeds]
         return [n if n >= MIN_SHARE else 0 for n in out]
 
     async def screen(self, records: Sequence[RawRecord], plans: Sequence[Any], fault: FaultHook | None,
-                     observe: Any) -> list[Decision]:
-        """The decision for every record, as ``screen(records[i], plans[i], fault)`` would give."""
+                     observe: Any, helpers_only: bool = False) -> list[Decision]:
+        """The decision for every record, as ``screen(records[i], plans[i], fault)`` would give.
+
+        ``helpers_only``: the helpers screen every record (the worker's thread has other work
+        meanwhile); the worker screens only what a lost helper leaves. One call at a time uses
+        the helpers' sockets (a call waits for the one before, even one whose result is dropped).
+        """
+        async with self._busy:
+            return await self._screen(records, plans, fault, observe, helpers_only)
+
+    async def _screen(self, records: Sequence[RawRecord], plans: Sequence[Any], fault: FaultHook | None,
+                      observe: Any, helpers_only: bool) -> list[Decision]:
         self._maybe_restart()
         decisions: list[Decision | None] = [None] * len(records)
         producers: list[Any] = [None] * len(records)
@@ -260,7 +275,7 @@ class ScreenPool:
             else:
                 producers[i] = admitted
                 todo.append(i)
-        shares = self.shares(len(todo))
+        shares = self.shares(len(todo), helpers_only)
         sent: list[tuple[Helper, list[int]]] = []
         start = 0
         for helper, share in list(zip(self.helpers, shares, strict=False)):
