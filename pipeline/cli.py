@@ -201,7 +201,7 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--stages", help="comma-separated subset of raw,faust,faust-tuned,screen (default: all)")
     bn.add_argument("--workers", type=int, choices=[1, 2], default=1, help="2: also run two screening workers")
     bn.add_argument("--latency-seconds", type=float, default=20.0, help="length of the half-rate latency run")
-    bn.add_argument("--latency-warmup", type=float, default=5.0, metavar="SECONDS",
+    bn.add_argument("--latency-warmup", type=float, default=20.0, metavar="SECONDS",
                     help="seconds produced at the latency run's rate before it measures (reported apart)")
     bn.add_argument("--latency-rate", type=float, default=None,
                     help="events/s of the latency run instead of half the measured rate (to compare builds)")

@@ -40,8 +40,11 @@ class Options:
     events: int = 200_000
     latency_s: float = 20.0
     # the latency run's first seconds, produced at the same rate but not in p50/p99: the worker is
-    # still finishing the throughput stage then (its audit verifier checks the backlog's entries)
-    warmup_s: float = 5.0
+    # still finishing the throughput stage then (its audit verifier checks the backlog's entries),
+    # and the broker's JIT compiles the new request mix: its C2 compiler thread took 0.3-0.5 core
+    # for the first 15-25 s of the run, on a broker started minutes before (docs/benchmarks.md,
+    # session 7); a production broker has long finished that
+    warmup_s: float = 20.0
     latency_rate: float | None = None  # events/s of the latency run; None: half the measured rate
     workers: int = 1  # 2: also run the screening topology with two worker processes
     stages: tuple[str, ...] = ("raw", "faust", "faust-tuned", "screen")
