@@ -136,8 +136,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
             pool = ScreenPool(settings.screen_processes, self.ctx.loaded, settings.key_ring(),
                               settings.test_faults if settings.enable_test_hooks else None,
                               max(p.rules.detection_budget_ms for p in self.plans.values()),
-                              (settings.log_level, settings.log_format),
-                              attested=any(p.attestor is not None for p in self.plans.values()))
+                              (settings.log_level, settings.log_format))
             await pool.start()
             self.ctx.screen_pool = pool
         self.consumer.subscribe(sorted(self.plans), listener=self)

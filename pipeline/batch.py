@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from pipeline.effects import TP, Emitted
-from pipeline.outputs import Output, Screened, attest, now_iso, place_fragment, prepare
+from pipeline.outputs import Output, now_iso, outputs_for, screen_fragment
 from pipeline.plan import DatasetPlan
 from pipeline.screen import screen
 from pipeline.sender import send_all
@@ -55,16 +55,15 @@ async def _already_emitted(ctx: Any, records: Sequence[RawRecord], decisions: Se
     return skip
 
 
-async def _screen_all(ctx: Any, plans: Sequence[DatasetPlan], records: Sequence[RawRecord]) -> list[Screened]:
+async def _screen_all(ctx: Any, plans: Sequence[DatasetPlan], records: Sequence[RawRecord]) -> list[Decision]:
     if ctx.screen_pool is not None:  # helper processes screen part of the batch (pipeline/screenpool.py)
         return await ctx.screen_pool.screen(records, plans, ctx.fault_hook, ctx.metrics.screen_latency.observe)
-    screened = []
+    decisions = []
     for plan, record in zip(plans, records, strict=True):
         started = time.perf_counter()
-        decision = screen(record, plan, ctx.fault_hook)
+        decisions.append(screen(record, plan, ctx.fault_hook))
         ctx.metrics.screen_latency.observe(time.perf_counter() - started)
-        screened.append(prepare(decision, record, plan))
-    return screened
+    return decisions
 
 
 def flatten(groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> tuple[list[DatasetPlan], list[RawRecord]]:
@@ -77,7 +76,7 @@ def flatten(groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> tuple[list
     return plans, records
 
 
-async def screen_ahead(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> list[Screened]:
+async def screen_ahead(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> list[Decision]:
     """Decisions for every record of ``groups``, screened by the helper processes alone (the
     worker's thread is sending the batch before): what ``screen_batch(..., screened=)`` takes."""
     plans, records = flatten(groups)
@@ -86,7 +85,7 @@ async def screen_ahead(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRec
 
 
 async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRecord]]], *,
-                       screened: Awaitable[list[Screened]] | None = None,
+                       screened: Awaitable[list[Decision]] | None = None,
                        ahead: Callable[[], Awaitable[None]] | None = None,
                        received_at: str | None = None) -> None:
     """Screen the records of every ``(plan, records)`` group of a fetch together (one send of outcomes
@@ -104,20 +103,19 @@ async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRec
     keep = [i for i, r in enumerate(records) if id(r) in fresh]
     plans, records = [plans[i] for i in keep], [records[i] for i in keep]
     if screened is not None:
-        ready = await screened  # every record of groups, in order
-        prepared = [ready[i] for i in keep]
+        decided = await screened  # every record of groups, in order
+        decisions = [decided[i] for i in keep]
     else:
-        prepared = await _screen_all(ctx, plans, records) if records else []
+        decisions = await _screen_all(ctx, plans, records) if records else []
     if ahead is not None:
         await ahead()
     if not records:
         return
-    decisions = [p.decision for p in prepared]
     # One outcome record per event, plus one per egress profile when cleared; owners[j] is the
     # index of the event that outputs[j] belongs to.
     owners, outputs = [], []
-    for i, p in enumerate(prepared):
-        for out in attest(p.outputs, plans[i]):
+    for i, (d, r) in enumerate(zip(decisions, records, strict=True)):
+        for out in outputs_for(d, r, plans[i]):
             owners.append(i)
             outputs.append(out)
     partitions = [partition_for(o, decisions[i].event_id, ctx.partitions[o.topic]) for o, i in zip(outputs, owners, strict=True)]
@@ -147,9 +145,11 @@ async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRec
     by_partition: dict[int, list[dict]] = {}
     provenance_partitions = ctx.policy.topology.audit_partitions
     decided_at = now_iso()
-    for i, (d, p) in enumerate(zip(decisions, prepared, strict=True)):
-        fragment = place_fragment(p.template, [(coords[j].partition, coords[j].offset) for j in sent[i]],
-                                  received_at, decided_at)
+    for i, (d, r) in enumerate(zip(decisions, records, strict=True)):
+        first, *more = sent[i]
+        extra = [(outputs[j], coords[j].partition, coords[j].offset) for j in more]
+        fragment = screen_fragment(d, r, plans[i], outputs[first], coords[first].partition, coords[first].offset,
+                                   received_at, extra, decided_at)
         by_partition.setdefault(key_partition(d.event_id.encode(), provenance_partitions), []).append(fragment)
     parts = sorted(by_partition)
     await send_all(ctx.producer, [Output(ctx.topics.provenance, None, orjson.dumps(by_partition[p]), []) for p in parts],

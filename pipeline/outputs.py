@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -222,17 +222,9 @@ def screen_fragment(decision: Decision, record: RawRecord, plan: DatasetPlan, ou
     coordinates. ``destinations`` lists every one of them. ``at``: when the batch was decided
     (now by default).
     """
-    template = fragment_template(decision, record, plan, [output, *(o for o, _, _ in more)])
-    return place_fragment(template, [(partition, offset), *((p, off) for _, p, off in more)], received_at, at)
-
-
-def fragment_template(decision: Decision, record: RawRecord, plan: DatasetPlan,
-                      outputs: Sequence[Output]) -> dict[str, Any]:
-    """:func:`screen_fragment` without what only the send knows (when, and each output's partition
-    and offset): a screen helper builds it beside the decision, the worker places it after the send."""
-    emitted = sha256(outputs[0].value)
-    destinations = [{"topic": o.topic, "partition": None, "offset": None, "sha256": emitted if i == 0 else sha256(o.value)}
-                    for i, o in enumerate(outputs)]
+    emitted = sha256(output.value)
+    destinations = [{"topic": o.topic, "partition": p, "offset": off, "sha256": emitted if o is output else sha256(o.value)}
+                    for o, p, off in [(output, partition, offset), *more]]
     profiles = {e.topic: e for e in decision.egress}
     for dest in destinations[1:]:
         egress = profiles.get(dest["topic"])
@@ -242,8 +234,8 @@ def fragment_template(decision: Decision, record: RawRecord, plan: DatasetPlan,
     return {
         "event_id": decision.event_id,
         "stage": "screen",
-        "at": None,
-        "received_at": None,
+        "at": at or now_iso(),
+        "received_at": received_at,
         "region": plan.region,
         "dataset": plan.name,
         "policy_hash": plan.policy_hash,
@@ -254,55 +246,8 @@ def fragment_template(decision: Decision, record: RawRecord, plan: DatasetPlan,
         "detail": decision.detail,
         "findings": findings_of(decision),
         "masking": masking_of(decision.masked),
-        "destination": None,
+        "destination": {"topic": output.topic, "partition": partition, "offset": offset},
         "destinations": destinations,
         "raw_sha256": sha256(record.value),
         "emitted_sha256": emitted,
     }
-
-
-def place_fragment(template: dict[str, Any], coordinates: Sequence[tuple[int | None, int | None]],
-                   received_at: str, at: str | None = None) -> dict[str, Any]:
-    """Complete a :func:`fragment_template` in place: where each output went, in order, and when."""
-    template["at"] = at or now_iso()
-    template["received_at"] = received_at
-    destinations = template["destinations"]
-    for dest, (partition, offset) in zip(destinations, coordinates, strict=True):
-        dest["partition"], dest["offset"] = partition, offset
-    first = destinations[0]
-    template["destination"] = {"topic": first["topic"], "partition": first["partition"], "offset": first["offset"]}
-    return template
-
-
-class Screened(NamedTuple):
-    """A screened record ready to send: its decision, the records it sends (:func:`outputs_for`) and
-    its provenance fragment without coordinates (:func:`fragment_template`)."""
-
-    decision: Decision
-    outputs: list[Output]
-    template: dict[str, Any]
-
-
-def prepare(decision: Decision, record: RawRecord, plan: DatasetPlan) -> Screened:
-    """Everything about a decision that does not wait for the send (a screen helper does it)."""
-    outputs = outputs_for(decision, record, plan)
-    return Screened(decision, outputs, fragment_template(decision, record, plan, outputs))
-
-
-def attest(outputs: list[Output], plan: DatasetPlan) -> list[Output]:
-    """``outputs`` with seals naming the worker's attestor: a screen helper marks what to seal (its
-    seals name :data:`ATTEST_HERE`) but holds no signing key. Outputs prepared here pass as they are."""
-    if all(out.seal is None or out.seal.attestor is not ATTEST_HERE for out in outputs):
-        return outputs
-    return [out if out.seal is None or out.seal.attestor is not ATTEST_HERE else
-            Output(out.topic, out.key, out.value, out.headers, _seal(plan, out.seal.event_id)) for out in outputs]
-
-
-class _AttestHere:
-    """The attestor a screen helper's plans name: the output is sealed by the worker (:func:`attest`)."""
-
-    def __reduce__(self) -> str:
-        return "ATTEST_HERE"
-
-
-ATTEST_HERE = _AttestHere()

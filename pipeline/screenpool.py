@@ -34,7 +34,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.outputs import ATTEST_HERE, Screened, prepare
 from pipeline.screen import FaultHook, admission, screen
 from schemas.decision import Decision, RawRecord
 
@@ -66,12 +65,10 @@ def _send_frame(sock: socket.socket, payload: bytes) -> None:
 
 
 def helper_main(sock: socket.socket, loaded: Any, keys: Any, fault_spec: str | None,
-                logs: tuple[str, str] | None = None, attested: bool = False) -> None:
+                logs: tuple[str, str] | None = None) -> None:
     """A helper's life: compile the policy, say ready, then screen each batch it is sent until the
-    worker closes the socket. Records arrive as ``(dataset, RawRecord fields, verified producer)``;
-    each goes back, in order, as its :class:`Screened` (decision, outputs, fragment template) with
-    the seconds it took. ``attested``: the worker's plans attest cleared records (the helper marks
-    them, the worker seals them: pipeline.outputs.attest)."""
+    worker closes the socket. Records arrive as ``(dataset, RawRecord fields)``; decisions go back
+    in order with the seconds each took."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle; EOF stops us
     from pipeline import heap
     from pipeline.faults import fault_hook
@@ -81,7 +78,7 @@ def helper_main(sock: socket.socket, loaded: Any, keys: Any, fault_spec: str | N
     if logs is not None:
         configure_logging(*logs)
     heap.tune()
-    plans = compile_plans(loaded, keys, attestor=ATTEST_HERE if attested else None)
+    plans = compile_plans(loaded, keys)
     fault: FaultHook | None = fault_hook(fault_spec) if fault_spec else None
     heap.freeze()
     _send_frame(sock, pickle.dumps(("ready", os.getpid())))
@@ -94,12 +91,10 @@ def helper_main(sock: socket.socket, loaded: Any, keys: Any, fault_spec: str | N
             return
         began = time.perf_counter()
         out = []
-        for dataset, fields, producer in pickle.loads(frame):
+        for dataset, fields in pickle.loads(frame):
             started = time.perf_counter()
-            record, plan = RawRecord(*fields), plans[dataset]
-            decision = screen(record, plan, fault, check_identity=False)
-            decision.producer = producer
-            out.append((prepare(decision, record, plan), time.perf_counter() - started))
+            decision = screen(RawRecord(*fields), plans[dataset], fault, check_identity=False)
+            out.append((decision, time.perf_counter() - started))
         _send_frame(sock, pickle.dumps((out, time.perf_counter() - began), protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -118,8 +113,7 @@ class Helper:
         self.sock: socket.socket | None = None
         self.cost = 0.0  # moving average of the helper's seconds per record (0: not measured yet)
 
-    async def start(self, loaded: Any, keys: Any, fault_spec: str | None, logs: tuple[str, str] | None,
-                    attested: bool) -> None:
+    async def start(self, loaded: Any, keys: Any, fault_spec: str | None, logs: tuple[str, str] | None) -> None:
         ours, theirs = socket.socketpair()
         for end in (ours, theirs):  # a batch's frame in one go, not 200 KB at a time
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
@@ -127,7 +121,7 @@ class Helper:
         ours.setblocking(False)
         self.sock = ours
         context = multiprocessing.get_context("spawn")
-        self.process = context.Process(target=helper_main, args=(theirs, loaded, keys, fault_spec, logs, attested),
+        self.process = context.Process(target=helper_main, args=(theirs, loaded, keys, fault_spec, logs),
                                        name=f"residency-screen-{self.index}", daemon=True)
         try:
             self.process.start()
@@ -166,7 +160,7 @@ class Helper:
         except (ConnectionError, OSError) as exc:
             raise HelperLost(f"the helper's socket failed ({type(exc).__name__})") from None
 
-    async def receive(self, count: int, deadline_s: float) -> list[tuple[Screened, float]]:
+    async def receive(self, count: int, deadline_s: float) -> list[tuple[Decision, float]]:
         """The decisions of the last ``send`` with the seconds each took; notes the helper's time
         per record (its own, not the time it waited to be read)."""
         try:
@@ -175,7 +169,7 @@ class Helper:
             raise HelperLost(f"the helper did not answer within {deadline_s:.0f}s") from None
         try:
             out, elapsed = answer
-            if len(out) != count or not all(isinstance(item[0], Screened) for item in out):
+            if len(out) != count or not all(isinstance(item[0], Decision) for item in out):
                 raise ValueError
         except (TypeError, ValueError, IndexError):
             raise HelperLost("the helper answered out of protocol") from None
@@ -198,9 +192,9 @@ class ScreenPool:
     """The worker's helpers (``RESIDENCY_SCREEN_PROCESSES`` of them) and how it splits a batch."""
 
     def __init__(self, size: int, loaded: Any, keys: Any, fault_spec: str | None, budget_ms: float,
-                 logs: tuple[str, str] | None = None, attested: bool = False) -> None:
+                 logs: tuple[str, str] | None = None) -> None:
         self.size = size
-        self._material = (loaded, keys, fault_spec, logs, attested)
+        self._material = (loaded, keys, fault_spec, logs)
         self.helpers: list[Helper] = []
         self.own_cost = 0.0  # moving average of seconds per record screened in the worker's thread
         self._budget_s = budget_ms / 1000.0
@@ -258,9 +252,8 @@ class ScreenPool:
         return [n if n >= MIN_SHARE else 0 for n in out]
 
     async def screen(self, records: Sequence[RawRecord], plans: Sequence[Any], fault: FaultHook | None,
-                     observe: Any, helpers_only: bool = False) -> list[Screened]:
-        """Every record screened and prepared, as ``prepare(screen(records[i], plans[i], fault), ...)``
-        would give (outputs to be sealed by the worker: pipeline.outputs.attest).
+                     observe: Any, helpers_only: bool = False) -> list[Decision]:
+        """The decision for every record, as ``screen(records[i], plans[i], fault)`` would give.
 
         ``helpers_only``: the helpers screen every record (the worker's thread has other work
         meanwhile); the worker screens only what a lost helper leaves. One call at a time uses
@@ -270,15 +263,15 @@ class ScreenPool:
             return await self._screen(records, plans, fault, observe, helpers_only)
 
     async def _screen(self, records: Sequence[RawRecord], plans: Sequence[Any], fault: FaultHook | None,
-                      observe: Any, helpers_only: bool) -> list[Screened]:
+                      observe: Any, helpers_only: bool) -> list[Decision]:
         self._maybe_restart()
-        decisions: list[Screened | None] = [None] * len(records)
+        decisions: list[Decision | None] = [None] * len(records)
         producers: list[Any] = [None] * len(records)
         todo: list[int] = []
         for i, (record, plan) in enumerate(zip(records, plans, strict=True)):
             admitted = admission(record, plan)
             if isinstance(admitted, Decision):
-                decisions[i] = prepare(admitted, record, plan)
+                decisions[i] = admitted
             else:
                 producers[i] = admitted
                 todo.append(i)
@@ -291,7 +284,7 @@ class ScreenPool:
             mine = todo[start:start + share]
             start += share
             try:
-                await helper.send([(plans[i].name, _fields(records[i]), producers[i]) for i in mine])
+                await helper.send([(plans[i].name, _fields(records[i])) for i in mine])
             except HelperLost as exc:
                 self._lose(helper, exc)
                 start -= share  # the worker screens these
@@ -300,7 +293,7 @@ class ScreenPool:
         own = todo[start:]
         began = time.perf_counter()
         for i in own:
-            decisions[i] = self._screen_here(records[i], plans[i], fault, observe, producers[i])
+            decisions[i] = self._screen_here(records[i], plans[i], fault, observe, check_identity=False)
         if own:
             self.own_cost = _average(self.own_cost, (time.perf_counter() - began) / len(own))
         lost: list[int] = []
@@ -315,17 +308,18 @@ class ScreenPool:
                 decisions[i] = decision
                 observe(seconds)
         for i in lost:  # screened again here: screen() is pure, so this is the same decision
-            decisions[i] = self._screen_here(records[i], plans[i], fault, observe, producers[i])
+            decisions[i] = self._screen_here(records[i], plans[i], fault, observe, check_identity=False)
+        for i in todo:
+            decisions[i].producer = producers[i]  # type: ignore[union-attr]
         return decisions  # type: ignore[return-value]
 
     @staticmethod
     def _screen_here(record: RawRecord, plan: Any, fault: FaultHook | None, observe: Any,
-                     producer: Any) -> Screened:
+                     check_identity: bool) -> Decision:
         started = time.perf_counter()
-        decision = screen(record, plan, fault, check_identity=False)
-        decision.producer = producer
+        decision = screen(record, plan, fault, check_identity=check_identity)
         observe(time.perf_counter() - started)
-        return prepare(decision, record, plan)
+        return decision
 
     def _deadline(self, count: int) -> float:
         """How long a helper may take for ``count`` records: every record's detection budget, plus
