@@ -136,7 +136,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
             pool = ScreenPool(settings.screen_processes, self.ctx.loaded, settings.key_ring(),
                               settings.test_faults if settings.enable_test_hooks else None,
                               max(p.rules.detection_budget_ms for p in self.plans.values()),
-                              (settings.log_level, settings.log_format))
+                              (settings.log_level, settings.log_format), settings.batch_size)
             await pool.start()
             self.ctx.screen_pool = pool
         self.consumer.subscribe(sorted(self.plans), listener=self)
@@ -194,9 +194,10 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         return [(self.plans[topic], records) for topic, records in by_topic.items()]
 
     async def _look_ahead(self) -> None:
-        """Fetch what the consumer already holds of the next batch and start the helpers on it,
-        so they screen it while this worker sends the batch in hand (pipelining). Without helpers
-        the next batch is fetched and screened as usual, after this one."""
+        """Fetch what the consumer already holds of the next batch and, when it is a backlog's
+        batch (half the batch size or more), start the helpers on it, so they screen it while this
+        worker sends the batch in hand (pipelining). Without helpers the next batch is fetched and
+        screened as usual, after this one."""
         pool, consumer = self.ctx.screen_pool, self.consumer
         if pool is None or not pool.helpers or consumer is None or self._ahead is not None:
             return
@@ -205,6 +206,9 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         except (IllegalStateError, KafkaError):
             return  # the loop's own fetch retries and logs
         if not fetched:
+            return
+        if sum(len(records) for records in fetched.values()) < pool.min_batch:  # no backlog: screened as usual
+            self._ahead = Ahead(self._generation, fetched, received_at=now_iso())
             return
         groups = self._groups(fetched)
         screening = asyncio.ensure_future(screen_ahead(self.ctx, groups))

@@ -24,12 +24,13 @@ from pipeline.keys import KeyRing
 from pipeline.plan import compile_plans
 from pipeline.policy import load_policy
 from pipeline.screen import screen
-from pipeline.screenpool import MIN_SHARE, ScreenPool
+from pipeline.screenpool import MIN_SHARE, ScreenPool, min_batch
 from schemas.decision import Outcome, RawRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "pipeline" / "examples" / "eu-policy.yaml"
 KEYS = KeyRing({"pii-hmac-2026": b"screen-pool-test-secret-0123456789abcdef"})
+BATCH = 100  # the pool's batch size here: helpers take batches of 50 records and more
 
 
 def _batch(count: int) -> tuple[list[RawRecord], list]:
@@ -51,7 +52,7 @@ def _local(records: list[RawRecord], plans: list) -> list:
 
 
 async def _pool(size: int = 1, faults: str | None = None) -> ScreenPool:
-    pool = ScreenPool(size, load_policy(POLICY), KEYS, faults, budget_ms=200)
+    pool = ScreenPool(size, load_policy(POLICY), KEYS, faults, budget_ms=200, batch_size=BATCH)
     await pool.start()
     assert len(pool.helpers) == size
     return pool
@@ -82,10 +83,25 @@ async def test_shares_follow_the_measured_cost_and_small_batches_stay_in_the_wor
     assert pool.shares(700) == [300, 100]  # the worker is as fast as helper 0, three times helper 1
     pool.helpers[1].cost = 100.0
     assert pool.shares(700)[1] == 0  # a share below MIN_SHARE goes to the worker
+    assert pool.min_batch == min_batch(500) == 250
+    assert pool.shares(249) == []  # no backlog: the worker screens alone
+    assert sum(pool.shares(249, helpers_only=True)) == 249  # fetched ahead: all to helpers
+    assert min_batch(10) == 2 * MIN_SHARE
+
+
+async def test_a_small_batch_never_goes_to_a_helper():
+    records, plans = _batch(min_batch(BATCH) - 10)
+    pool = await _pool()
+    try:
+        for _ in range(2):
+            assert await pool.screen(records, plans, None, lambda s: None) == _local(records, plans)
+        assert pool.helpers[0].cost == 0.0 and pool.own_cost > 0
+    finally:
+        pool.stop()
 
 
 async def test_the_fault_hook_reaches_the_helper():
-    records, plans = _batch(100)
+    records, plans = _batch(200)
     pool = await _pool(faults="detection:raise")
     try:
         share = pool.shares(len(records))[0]
