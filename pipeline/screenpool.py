@@ -188,12 +188,15 @@ class Helper:
         self.cost = _average(self.cost, elapsed / max(1, count))
         return out
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """Close the socket (the helper's loop ends at EOF) and reap the process; ``kill``: a lost
+        helper may be stuck mid-batch, so it is killed at once rather than waited for."""
         if self.sock is not None:
-            self.sock.close()  # EOF: the helper's loop ends
+            self.sock.close()
             self.sock = None
         if self.process is not None:
-            self.process.join(timeout=2)
+            if not kill:
+                self.process.join(timeout=2)
             if self.process.is_alive():
                 self.process.kill()
                 self.process.join(timeout=2)
@@ -342,7 +345,7 @@ class ScreenPool:
     def _lose(self, helper: Helper, exc: Exception) -> None:
         log.error("screen helper %d lost (%s); its records are screened in the worker, a new helper "
                   "starts in %.0fs", helper.index, exc, RESTART_AFTER_S)
-        helper.stop()
+        helper.stop(kill=True)
         self.helpers.remove(helper)
         self._restart_at = time.monotonic() + RESTART_AFTER_S
 

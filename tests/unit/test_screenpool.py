@@ -198,3 +198,18 @@ async def test_a_pool_whose_helpers_cannot_start_screens_in_the_worker(caplog):
     assert pool.helpers == [] and "did not start" in caplog.text
     assert await pool.screen(records, plans, None, lambda s: None) == _local(records, plans)
     await asyncio.sleep(0)
+
+
+async def test_a_lost_helper_is_killed_at_once_not_waited_for():
+    records, plans = _batch(60)
+    pool = await _pool(faults="detection:delay:0.05")
+    try:
+        helper = pool.helpers[0]
+        process = helper.process
+        await helper.send([(plans[i].name, screenpool._fields(records[i])) for i in range(60)])  # ~3 s of work
+        started = time.monotonic()
+        pool._lose(helper, RuntimeError("test"))
+        assert time.monotonic() - started < 1.5  # a clean stop would wait 2 s for it first
+        assert process.exitcode == -signal.SIGKILL and pool.helpers == []
+    finally:
+        pool.stop()
