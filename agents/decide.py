@@ -33,7 +33,7 @@ from pipeline.identity import IdentityError
 from pipeline.outputs import Output, egress_outputs, now_iso, output_for
 from pipeline.screen import screen
 from pipeline.sender import send_all
-from pipeline.tables import ROCKSDB_OPTIONS, make_current, read_store, write_changelog, write_store
+from pipeline.tables import bytes_table, make_current, read_store, write_changelog, write_store
 from schemas.decision import Outcome
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,7 @@ EXPIRY_SCAN_STEP = 200  # holds decoded between two yields to the event loop
 
 def held_table(app: faust.App, partitions: int) -> faust.Table:
     """Holds by event id: envelope (raw bytes stay in-region), status, approvals, used decision ids."""
-    table = app.Table("held", partitions=partitions, key_type=bytes, value_type=bytes,
-                      help="Held events and their approval state, keyed by event id.",
-                      options=dict(ROCKSDB_OPTIONS))
-    table.key_serializer = "raw"
-    table.value_serializer = "raw"
-    return table
+    return bytes_table(app, "held", partitions, "Held events and their approval state, keyed by event id.")
 
 
 def _source(msg: Any) -> dict[str, Any]:

@@ -47,16 +47,16 @@ MIN_SHARE = 16  # records: a helper gets no share smaller than this (its round t
 # was 172-254 ms without helpers, 559-569 ms with them on every batch, 349-623 ms from 128 records
 # and 134-250 ms from 250 (residency bench, batch size 500, session 7).
 MIN_BATCH_SHARE = 0.5
-
-
-def min_batch(batch_size: int) -> int:
-    """The smallest batch that helpers screen (see ``MIN_BATCH_SHARE``)."""
-    return max(2 * MIN_SHARE, int(batch_size * MIN_BATCH_SHARE))
 START_TIMEOUT_S = 60.0  # importing and compiling the policy in a fresh process
 RESTART_AFTER_S = 30.0
 _HEADER = struct.Struct("!I")
 _SOCKET_BUFFER = 4 * 2**20
 _SMOOTHING = 0.3  # weight of the latest batch in the moving averages of time per record
+
+
+def min_batch(batch_size: int) -> int:
+    """The smallest batch that helpers screen (see ``MIN_BATCH_SHARE``)."""
+    return max(2 * MIN_SHARE, int(batch_size * MIN_BATCH_SHARE))
 
 
 # --- the helper process ------------------------------------------------------------------------

@@ -27,18 +27,22 @@ ROCKSDB_OPTIONS = {
 }
 
 
-def provenance_table(app: faust.App, partitions: int) -> faust.Table:
-    """Folded provenance per event id, partitioned like ``R.provenance`` (keyed by event id).
-
-    Keys and values are bytes we encode ourselves (event id; orjson of the record).
-    """
-    table = app.Table(PROVENANCE, partitions=partitions, key_type=bytes, value_type=bytes,
-                      help="Provenance of every event, keyed by event id.", options=dict(ROCKSDB_OPTIONS))
+def bytes_table(app: faust.App, name: str, partitions: int, help: str) -> faust.Table:  # noqa: A002 - Faust's name
+    """A RocksDB-backed table whose keys and values are bytes we encode ourselves, with the
+    fleet's RocksDB memory bounds (``ROCKSDB_OPTIONS``)."""
+    table = app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes, help=help,
+                      options=dict(ROCKSDB_OPTIONS))
     # Faust derives serializers from the types and defaults to "json"; it has no constructor
     # argument for them, and the store and changelog topic read these attributes when they start.
     table.key_serializer = "raw"
     table.value_serializer = "raw"
     return table
+
+
+def provenance_table(app: faust.App, partitions: int) -> faust.Table:
+    """Folded provenance per event id, partitioned like ``R.provenance`` (keyed by event id; the
+    value is orjson of the record)."""
+    return bytes_table(app, PROVENANCE, partitions, "Provenance of every event, keyed by event id.")
 
 
 def make_current(event: Any) -> None:
