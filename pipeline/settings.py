@@ -48,12 +48,17 @@ class Settings(BaseSettings):
     audit_trusted_keys_file: Path | None = Field(
         default=None, description="PEM public keys trusted for audit checkpoints besides the worker's own "
                                   "(the previous key during a rotation)")
-    batch_size: int = Field(default=500, ge=1, le=100_000)
+    batch_size: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="raw records screened per batch at most (a backlog fills it; a worker that keeps up "
+                    "screens what has arrived). 1000 moved more events/s than 500 in residency bench with the "
+                    "same ingress-to-cleared p99 at half the peak rate; 2000 more still, but the worker's peak "
+                    "RSS passed 400 MB (docs/benchmarks.md, session 8)")
     record_batch_messages: int = Field(
-        default=1, ge=1, le=10_000,
-        description="R.provenance records per record-agent batch; each holds the fragments of one screen "
-                    "batch for one partition (about batch_size / audit_partitions fragments); more blocks the "
-                    "event loop longer per batch (ingress-to-cleared p99 270 ms at 1, 478 ms at 4 in residency bench)")
+        default=4, ge=1, le=10_000,
+        description="R.provenance records per record-agent batch at most; each holds the fragments of one "
+                    "screen batch for one partition (about batch_size / audit_partitions fragments). With 1, "
+                    "the record agent fell behind the screen stage under a backlog (docs/benchmarks.md, session 8)")
     screen_processes: int = Field(
         default=1, ge=0, le=16,
         description="helper processes that screen part of each batch beside the worker's thread (0: the worker "
