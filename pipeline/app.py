@@ -27,7 +27,7 @@ def create_app(settings: Settings, region: str) -> faust.App:
         # Faust's default 16 KB producer batch holds ~15 of our ~1 KB records: building and framing
         # that many batches per request cost ~10% of a worker's CPU (residency bench, session 4).
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
-        # One R.provenance record holds a screen batch's fragments for one partition (~350 KB at the
+        # One R.provenance record holds a screen batch's fragments for one partition (~170 KB at the
         # default batch size). With Faust's 1 MB per-partition fetch the record agent fell up to
         # 15,000 events behind the screen stage under a backlog (residency bench, session 8).
         consumer_max_fetch_size=CONSUMER_FETCH_BYTES,

@@ -207,7 +207,7 @@ class ScreenPool:
     """The worker's helpers (``RESIDENCY_SCREEN_PROCESSES`` of them) and how it splits a batch."""
 
     def __init__(self, size: int, loaded: Any, keys: Any, fault_spec: str | None, budget_ms: float,
-                 logs: tuple[str, str] | None = None, batch_size: int = 1000) -> None:
+                 logs: tuple[str, str] | None = None, batch_size: int = 500) -> None:
         self.size = size
         self.min_batch = min_batch(batch_size)
         self._material = (loaded, keys, fault_spec, logs)

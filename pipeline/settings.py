@@ -49,11 +49,10 @@ class Settings(BaseSettings):
         default=None, description="PEM public keys trusted for audit checkpoints besides the worker's own "
                                   "(the previous key during a rotation)")
     batch_size: int = Field(
-        default=1000, ge=1, le=100_000,
+        default=500, ge=1, le=100_000,
         description="raw records screened per batch at most (a backlog fills it; a worker that keeps up "
-                    "screens what has arrived). 1000 moved more events/s than 500 in residency bench with the "
-                    "same ingress-to-cleared p99 at half the peak rate; 2000 more still, but the worker's peak "
-                    "RSS passed 400 MB (docs/benchmarks.md, session 8)")
+                    "screens what has arrived). 1000 and 2000 moved no more events/s than 500 once the record "
+                    "agent kept up, and took the worker's peak RSS to 380-480 MB (docs/benchmarks.md, session 8)")
     record_batch_messages: int = Field(
         default=4, ge=1, le=10_000,
         description="R.provenance records per record-agent batch at most; each holds the fragments of one "

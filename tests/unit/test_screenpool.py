@@ -83,8 +83,7 @@ async def test_the_pool_decides_what_screen_decides_record_by_record():
 
 
 async def test_shares_follow_the_measured_cost_and_small_batches_stay_in_the_worker():
-    assert ScreenPool(2, None, None, None, budget_ms=50).min_batch == min_batch(1000) == 500  # the default
-    pool = ScreenPool(2, None, None, None, budget_ms=50, batch_size=500)
+    pool = ScreenPool(2, None, None, None, budget_ms=50)
     assert pool.shares(1000) == []  # no helper started
     pool.helpers = [screenpool.Helper(0), screenpool.Helper(1)]
     assert pool.shares(2 * MIN_SHARE - 1) == []
