@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.screen import FaultHook, admission, screen
+from pipeline.settings import Settings
 from schemas.decision import Decision, RawRecord
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,8 @@ class ScreenPool:
     """The worker's helpers (``RESIDENCY_SCREEN_PROCESSES`` of them) and how it splits a batch."""
 
     def __init__(self, size: int, loaded: Any, keys: Any, fault_spec: str | None, budget_ms: float,
-                 logs: tuple[str, str] | None = None, batch_size: int = 500) -> None:
+                 logs: tuple[str, str] | None = None,
+                 batch_size: int = Settings.model_fields["batch_size"].default) -> None:
         self.size = size
         self.min_batch = min_batch(batch_size)
         self._material = (loaded, keys, fault_spec, logs)

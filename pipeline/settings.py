@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=500, ge=1, le=100_000,
         description="raw records screened per batch at most (a backlog fills it; a worker that keeps up "
-                    "screens what has arrived). 1000 and 2000 moved no more events/s than 500 once the record "
-                    "agent kept up, and took the worker's peak RSS to 380-480 MB (docs/benchmarks.md, session 8)")
+                    "screens what has arrived). 1000 moved about as many events/s as 500 once the record agent "
+                    "kept up, 2000 up to 10% more, but both took the worker's peak RSS to 380-480 MB against "
+                    "340-360 at 500 (docs/benchmarks.md, session 8)")
     record_batch_messages: int = Field(
         default=4, ge=1, le=10_000,
         description="R.provenance records per record-agent batch at most; each holds the fragments of one "
