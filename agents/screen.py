@@ -169,8 +169,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 ahead, self._ahead = self._ahead, None
             else:
                 try:
-                    ahead = Ahead(self._generation, await consumer.getmany(
-                        timeout_ms=within_ms, max_records=self.ctx.settings.batch_size))
+                    ahead = await self._fetch(consumer, within_ms)
                 except (IllegalStateError, KafkaError) as exc:
                     if self.should_stop:
                         return
@@ -186,6 +185,19 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 await self._fenced(consumer, ahead.fetched)  # outside the lock: a rebalance may go on meanwhile
                 continue
             await self._process(consumer, ahead)
+
+    async def _fetch(self, consumer: AIOKafkaConsumer, within_ms: int) -> Ahead:
+        """The next batch, tagged with the generation it was fetched under.
+
+        The tag is read once the fetch returns, not before it starts: a rebalance during the wait
+        has already reset the positions to the committed offsets, and what the fetch then returns
+        comes from the new assignment (aiokafka drops records fetched for a revoked one). Tagged
+        with the generation from before the wait, that batch was dropped as stale while the
+        position had moved past it, and the next commit covered records never screened: two
+        workers starting together lost the first 500 records of a partition (docs/benchmarks.md,
+        session 9)."""
+        fetched = await consumer.getmany(timeout_ms=within_ms, max_records=self.ctx.settings.batch_size)
+        return Ahead(self._generation, fetched)
 
     def _groups(self, fetched: dict[TopicPartition, list]) -> list[tuple[Any, list[RawRecord]]]:
         by_topic: dict[str, list[RawRecord]] = {}
