@@ -107,10 +107,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.benchmark.main import run_bench
     from pipeline.benchmark.run import Options
 
-    stages = tuple(args.stages.split(",")) if args.stages else Options.stages
-    options = Options(events=args.events, latency_s=args.latency_seconds, warmup_s=args.latency_warmup,
-                      latency_rate=args.latency_rate, workers=args.workers, stages=stages)
+    given = {"events": args.events, "latency_s": args.latency_seconds, "warmup_s": args.latency_warmup,
+             "latency_rate": args.latency_rate, "workers": args.workers, "screen_processes": args.screen_processes,
+             "stages": tuple(args.stages.split(",")) if args.stages else None}
+    options = Options(**{name: value for name, value in given.items() if value is not None})
+    if args.compare is not None:
+        options.compare = None if args.compare == "none" else _shape(args.compare)
     return run_bench(options, args.json, args.home or _home(), args.recovery)
+
+
+def _shape(text: str) -> tuple[int, int]:
+    """``WORKERS,HELPERS`` of ``residency bench --compare``."""
+    try:
+        workers, helpers = (int(part) for part in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--compare: expected WORKERS,HELPERS (e.g. 1,1) or none, got {text!r}") from None
+    if not (1 <= workers <= 8 and 0 <= helpers <= 16):
+        raise SystemExit("--compare: 1-8 workers and 0-16 helpers")
+    return workers, helpers
 
 
 def cmd_mask(args: argparse.Namespace) -> int:
@@ -196,13 +210,19 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     bn = sub.add_parser("bench", help="throughput of raw aiokafka, Faust and the screening topology (docs/benchmarks.md)")
-    bn.add_argument("--events", type=int, default=200_000, help="events per stage (default 200,000, ~1 KB each)")
+    # defaults live in pipeline.benchmark.run.Options (imported lazily); None here means "its default"
+    bn.add_argument("--events", type=int, help="events per stage (default 200,000, ~1 KB each)")
     bn.add_argument("--json", type=Path, help="write the report to this file")
     bn.add_argument("--stages", help="comma-separated subset of raw,faust,faust-tuned,screen (default: all)")
-    bn.add_argument("--workers", type=int, choices=[1, 2], default=1, help="2: also run two screening workers")
-    bn.add_argument("--latency-seconds", type=float, default=20.0, help="length of the half-rate latency run")
-    bn.add_argument("--latency-warmup", type=float, default=20.0, metavar="SECONDS",
-                    help="seconds produced at the latency run's rate before it measures (reported apart)")
+    bn.add_argument("--workers", type=int, choices=range(1, 9), metavar="N",
+                    help="worker processes of the screening fleet (default 1)")
+    bn.add_argument("--screen-processes", type=int, choices=range(17), metavar="H",
+                    help="screen helpers per worker of the screening fleet (default 1)")
+    bn.add_argument("--compare", metavar="WORKERS,HELPERS",
+                    help="also run this fleet shape on its own copy of the events, latency at the same rate (default 2,0; none: skip)")
+    bn.add_argument("--latency-seconds", type=float, help="length of the half-rate latency run (default 20)")
+    bn.add_argument("--latency-warmup", type=float, metavar="SECONDS",
+                    help="seconds produced at the latency run's rate before it measures, reported apart (default 20)")
     bn.add_argument("--latency-rate", type=float, default=None,
                     help="events/s of the latency run instead of half the measured rate (to compare builds)")
     bn.add_argument("--recovery", type=int, default=0, metavar="ENTRIES",

@@ -41,9 +41,10 @@ class WorkerEnv:
                     "RESIDENCY_JWKS": str(idp.jwks_path), "RESIDENCY_JWT_ISSUER": idp.issuer,
                     "RESIDENCY_JWT_AUDIENCE": idp.audience, **(extra or {})}
 
-    def worker(self, loaded: LoadedPolicy, bootstrap: str, name: str) -> WorkerProcess:
+    def worker(self, loaded: LoadedPolicy, bootstrap: str, name: str,
+               env: dict[str, str] | None = None) -> WorkerProcess:
         return WorkerProcess(loaded.path, bootstrap, self.run_dir / name / "data", free_port(),
-                             self.run_dir / name / "worker.log", self.env)
+                             self.run_dir / name / "worker.log", {**self.env, **(env or {})})
 
 
 class Passthrough(WorkerProcess):

@@ -90,6 +90,8 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
                                  "faust-tuned": "screen_over_tuned"}[mode]
                     result[ratio_key] = round(screen["window"].eps / result[key], 3)
             result.update({k: screen[k] for k in ("p50_ms", "p99_ms", "rss_mb")})
+            result["fleet"] = {"workers": options.workers, "screen_processes": options.screen_processes,
+                               "rss_mb_each": screen["rss_mb_each"]}
             result["screen_outcomes_eps"] = round(screen["outcomes_eps"])
             result["screen_cpu_us_per_event"] = screen["cpu_us_per_event"]
             cpu["screen"] = screen["cpu"]
@@ -99,12 +101,17 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
             result["latency"].update(screen["loop_lag"])
         result["passthrough_rss_mb"] = rss
         result["cpu_us_per_event"] = cpu
-        if options.workers >= 2:
-            two = await stages.two_worker_stage(run)
-            result["two_workers"] = {"screen_eps": round(two["window"].eps), "rss_mb": two["rss_mb"],
-                                     **{f"screen_over_{k}": round(two["window"].eps / result[v], 3)
-                                        for k, v in (("raw", "raw_eps"), ("faust", "faust_eps"),
-                                                     ("tuned", "faust_tuned_eps")) if v in result}}
+        if "screen" in options.stages and options.compare is not None:
+            workers, helpers = options.compare
+            other = await stages.compare_stage(run, workers, helpers, screen["latency_rate_eps"])
+            result["compare"] = {
+                "workers": workers, "screen_processes": helpers, "screen_eps": round(other["window"].eps),
+                "screen_outcomes_eps": round(other["outcomes_eps"]), "rss_mb": other["rss_mb"],
+                "cpu_us_per_event": other["cpu"], "latency_rate_eps": other["latency_rate_eps"],
+                "p50_ms": other["p50_ms"], "p99_ms": other["p99_ms"],
+                **{f"screen_over_{k}": round(other["window"].eps / result[v], 3)
+                   for k, v in (("raw", "raw_eps"), ("faust", "faust_eps"), ("tuned", "faust_tuned_eps"))
+                   if v in result}}
         if recovery_entries:
             from pipeline.benchmark.recovery import recovery_stage
 

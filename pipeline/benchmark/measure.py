@@ -173,29 +173,49 @@ def listening_pid(bootstrap: str) -> int | None:
 
 
 class CpuMeter:
-    """CPU seconds of a process and of the broker (when it runs here) from ``start`` to ``stop``."""
+    """CPU seconds from ``start`` to ``stop`` of the workers (``process``), of their child processes
+    (``children``: screen helpers and audit verifiers) and of the broker when it runs here.
 
-    def __init__(self, pid: int, broker_pid: int | None) -> None:
-        self.pids = {"process": pid, "broker": broker_pid}
-        self._start: dict[str, float] = {}
+    Counted per process: one that starts in between counts from zero; one that ends in between
+    counts up to its last reading (none: CPU of a child that ends in between is missed)."""
+
+    def __init__(self, pids: int | list[int], broker_pid: int | None) -> None:
+        self.workers = [pids] if isinstance(pids, int) else list(pids)
+        self.broker_pid = broker_pid
+        self._start: dict[str, dict[int, float]] = {}
+        self._last: dict[str, dict[int, float]] = {}
         self.used: dict[str, float] = {}
 
-    def _now(self) -> dict[str, float]:
-        out = {}
-        for name, pid in self.pids.items():
+    def _now(self) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {"process": {}, "children": {}, "broker": {}}
+        for pid in self.workers:
             try:
-                if pid is not None:
-                    out[name] = cpu_seconds(pid)
+                out["process"][pid] = cpu_seconds(pid)
+                for child in psutil.Process(pid).children(recursive=True):
+                    times = child.cpu_times()
+                    out["children"][child.pid] = times.user + times.system
+            except psutil.Error:
+                pass  # it ended: its last reading stands
+        if self.broker_pid is not None:
+            try:
+                out["broker"][self.broker_pid] = cpu_seconds(self.broker_pid)
             except psutil.Error:
                 pass
         return out
 
+    def sample(self) -> None:
+        """Read every process now (a child that ends before ``stop`` keeps this reading)."""
+        for name, readings in self._now().items():
+            self._last.setdefault(name, {}).update(readings)
+
     def start(self) -> None:
         self._start = self._now()
+        self._last = {name: dict(readings) for name, readings in self._start.items()}
 
     def stop(self) -> None:
-        now = self._now()
-        self.used = {name: now[name] - self._start[name] for name in now if name in self._start}
+        self.sample()
+        self.used = {name: sum(seconds - self._start.get(name, {}).get(pid, 0.0) for pid, seconds in readings.items())
+                     for name, readings in self._last.items() if readings}
 
     def us_per_event(self, events: int) -> dict[str, int]:
         return {name: round(1e6 * seconds / events) for name, seconds in self.used.items()}

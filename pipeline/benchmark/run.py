@@ -13,6 +13,7 @@ half of (d)'s rate and ingress-to-cleared latency is read from record timestamps
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import secrets
 import time
@@ -46,7 +47,14 @@ class Options:
     # session 7); a production broker has long finished that
     warmup_s: float = 20.0
     latency_rate: float | None = None  # events/s of the latency run; None: half the measured rate
-    workers: int = 1  # 2: also run the screening topology with two worker processes
+    # The screening fleet of stage (d): worker processes, and screen helpers per worker.
+    workers: int = 1
+    screen_processes: int = 1
+    # Also run this other fleet shape (workers, helpers) on its own copy of the events, its latency
+    # at the same rate as (d)'s; None: not run. On 2 cores two workers without helpers moved more
+    # events/s than one worker with a helper under a backlog, but their p99 at the same steady rate
+    # was higher (docs/benchmarks.md, session 9): the report shows both.
+    compare: tuple[int, int] | None = (2, 0)
     stages: tuple[str, ...] = ("raw", "faust", "faust-tuned", "screen")
     seed: int = 7
     stage_timeout_s: float = 900.0
@@ -151,39 +159,77 @@ def topology_window(run: Run, loaded: LoadedPolicy):  # noqa: ANN201 - coroutine
                               last_topics=[names.audit, names.changelog("provenance")])
 
 
-async def screen_stage(run: Run) -> dict[str, object]:
-    worker = run.env.worker(run.loaded, run.bootstrap, "screen").start()
-    try:
-        with PeakRss(worker.proc.pid) as rss:
-            outcomes = list(outcome_topics(run.loaded.policy))
-            await wait_for_count(run.offsets, outcomes, 1, "screen first outcome", run.options.stage_timeout_s,
-                                 lambda _: None, lambda: worker.alive)
-            cpu = CpuMeter(worker.proc.pid, listening_pid(run.bootstrap))
-            cpu.start()  # CPU per event holds on a busy box; events/s does not
-            await wait_topology(run, run.loaded, run.options.events, "screen", lambda: worker.alive)
-            cpu.stop()
-            cpu_us = cpu.us_per_event(run.options.events)
-            window = await topology_window(run, run.loaded)
-            to_outcomes = await run.offsets.window(outcomes)
-            run.say(f"screen: {window.eps:,.0f} events/s end to end ({to_outcomes.eps:,.0f}/s to outcomes), "
-                    f"{cpu_us.get('process', 0):,} us of worker CPU per event, RSS so far {rss.peak_mb:.0f} MB")
-            lag_before = await asyncio.to_thread(loop_lag_buckets, worker.web_port)
-            latency = await latency_stage(run, run.options.latency_rate or window.eps / 2, lambda: worker.alive)
-            loop_lag = loop_lag_summary(lag_before, await asyncio.to_thread(loop_lag_buckets, worker.web_port))
-            if loop_lag:
-                run.say(f"latency: the worker's event loop was held > 100 ms {loop_lag['loop_lag_over_100ms']} "
-                        f"and > 250 ms {loop_lag['loop_lag_over_250ms']} times in {loop_lag['loop_lag_wakeups']:,} "
-                        "wake-ups of its 100 ms timer")
-    finally:
-        worker.stop()
-    run.say(f"screen worker peak RSS {rss.peak_mb:.0f} MB")
+def _fleet(run: Run, loaded: LoadedPolicy, workers: int, helpers: int, label: str) -> list:
+    env = {"RESIDENCY_SCREEN_PROCESSES": str(helpers)}
+    return [run.env.worker(loaded, run.bootstrap, f"{label}-{i}", env).start() for i in range(workers)]
+
+
+def shape(workers: int, helpers: int) -> str:
+    return (f"{workers} worker{'s' if workers > 1 else ''}, "
+            f"{helpers or 'no'} screen helper{'' if helpers == 1 else 's'}{' each' if workers > 1 and helpers else ''}")
+
+
+async def _throughput(run: Run, loaded: LoadedPolicy, fleet: list, label: str) -> dict[str, object]:
+    """Wait until every event of ``loaded``'s raw topics is through ``fleet``; its rates and CPU."""
+    alive = lambda: all(w.alive for w in fleet)  # noqa: E731
+    outcomes = list(outcome_topics(loaded.policy))
+    await wait_for_count(run.offsets, outcomes, 1, f"{label} first outcome", run.options.stage_timeout_s,
+                         lambda _: None, alive)
+    cpu = CpuMeter([w.proc.pid for w in fleet], listening_pid(run.bootstrap))
+    cpu.start()  # CPU per event holds on a busy box; events/s does not
+    await wait_topology(run, loaded, run.options.events, label, alive)
+    cpu.stop()
+    cpu_us = cpu.us_per_event(run.options.events)
+    window = await topology_window(run, loaded)
+    to_outcomes = await run.offsets.window(outcomes)
+    run.say(f"{label}: {window.eps:,.0f} events/s end to end ({to_outcomes.eps:,.0f}/s to outcomes); CPU us per "
+            f"event: workers {cpu_us.get('process', 0):,}, their helpers and verifiers {cpu_us.get('children', 0):,}, "
+            f"broker {cpu_us.get('broker', 0):,}")
     return {"window": window, "outcomes_eps": to_outcomes.eps, "cpu_us_per_event": cpu_us.get("process", 0),
-            "rss_mb": rss.peak_mb, "cpu": cpu_us, "loop_lag": loop_lag, **latency}
+            "cpu": cpu_us}
 
 
-async def latency_stage(run: Run, rate: float, alive: Callable[[], bool]) -> dict[str, object]:
-    """Produce at ``rate`` for ``warmup_s + latency_s``; ingress-to-cleared from record timestamps,
-    over the events after the warm-up (and, reported beside it, over all of them)."""
+async def screen_stage(run: Run) -> dict[str, object]:
+    """(d): the fleet of ``Options.workers`` workers through the run's events, then the latency run."""
+    options = run.options
+    run.say(f"screen: {shape(options.workers, options.screen_processes)}")
+    fleet = _fleet(run, run.loaded, options.workers, options.screen_processes, "screen")
+    try:
+        with contextlib.ExitStack() as stack:
+            rss = [stack.enter_context(PeakRss(w.proc.pid)) for w in fleet]
+            measured = await _throughput(run, run.loaded, fleet, "screen")
+            run.say(f"screen: RSS so far {' / '.join(f'{r.peak_mb:.0f}' for r in rss)} MB")
+            lag_before = await _loop_lag(fleet)
+            rate = options.latency_rate or measured["window"].eps / 2
+            latency = await latency_stage(run, rate, lambda: all(w.alive for w in fleet))
+            loop_lag = loop_lag_summary(lag_before, await _loop_lag(fleet))
+            if loop_lag:
+                run.say(f"latency: the workers' event loops were held > 100 ms {loop_lag['loop_lag_over_100ms']} "
+                        f"and > 250 ms {loop_lag['loop_lag_over_250ms']} times in {loop_lag['loop_lag_wakeups']:,} "
+                        "wake-ups of their 100 ms timers")
+    finally:
+        for w in fleet:
+            w.stop()
+    peaks = [r.peak_mb for r in rss]
+    run.say(f"screen worker peak RSS {' / '.join(f'{p:.0f}' for p in peaks)} MB (each with its children)")
+    return {**measured, "rss_mb": max(peaks), "rss_mb_each": peaks, "loop_lag": loop_lag, **latency}
+
+
+async def _loop_lag(fleet: list) -> dict[float, float]:
+    """The fleet's event-loop lag histograms added up (cumulative buckets add)."""
+    total: dict[float, float] = {}
+    for w in fleet:
+        for bound, count in (await asyncio.to_thread(loop_lag_buckets, w.web_port)).items():
+            total[bound] = total.get(bound, 0.0) + count
+    return total
+
+
+async def latency_stage(run: Run, rate: float, alive: Callable[[], bool], loaded: LoadedPolicy | None = None,
+                        why: str = "half the measured rate") -> dict[str, object]:
+    """Produce at ``rate`` for ``warmup_s + latency_s`` to ``loaded``'s raw topics (the run's by
+    default); ingress-to-cleared from record timestamps, over the events after the warm-up (and,
+    reported beside it, over all of them)."""
+    loaded = loaded or run.loaded
     warm = int(rate * run.options.warmup_s)
     count = max(100, int(rate * run.options.latency_s))
     tag = f"lat{secrets.token_hex(3)}"
@@ -192,15 +238,15 @@ async def latency_stage(run: Run, rate: float, alive: Callable[[], bool]) -> dic
         e.event_id = f"{tag}-{e.event_id}"
         e.headers = [("event-id", e.event_id.encode())]
     warming = {e.event_id for e in events[:warm]}
-    outcomes = list(outcome_topics(run.loaded.policy))
+    outcomes = list(outcome_topics(loaded.policy))
     since = await run.offsets.ends(outcomes)
     run.say(f"latency: producing {warm + count:,} events at {rate:,.0f}/s"
-            f"{'' if run.options.latency_rate else ' (half the measured rate)'}, "
+            f"{'' if run.options.latency_rate else f' ({why})'}, "
             f"the first {run.options.warmup_s:g} s as a warm-up")
-    sent = await _produce_at(run.bootstrap, run.names, events, rate)
+    sent = await _produce_at(run.bootstrap, RegionTopics(loaded.policy.region), events, rate)
     await wait_for_count(run.offsets, outcomes, warm + count, "latency outcomes", run.options.stage_timeout_s,
                          run.say, alive, since)
-    cleared = [t for t, kind in outcome_topics(run.loaded.policy).items() if kind == "cleared"]
+    cleared = [t for t, kind in outcome_topics(loaded.policy).items() if kind == "cleared"]
     found = [(eid, msg.timestamp - sent[eid]) for msg in await _read_since(run.bootstrap, since, cleared)
              if (eid := dict(msg.headers or ()).get("event-id", b"").decode()) in sent]
     latencies = sorted(ms for eid, ms in found if eid not in warming)
@@ -285,19 +331,22 @@ async def _read_since(bootstrap: str, since: dict[TopicPartition, int], topics: 
         await consumer.stop()
 
 
-async def two_worker_stage(run: Run) -> dict[str, object]:
-    """The same events through a second region's topics, screened by two workers sharing the work."""
-    region = f"{run.loaded.policy.region}-two"
+async def compare_stage(run: Run, workers: int, helpers: int, latency_rate: float) -> dict[str, object]:
+    """Another fleet shape through the same events, copied to a second region's topics; then its
+    latency at ``latency_rate`` (the rate of (d)'s latency run, so the two compare)."""
+    region = f"{run.loaded.policy.region}-cmp"
     loaded = region_policy(run.run_dir, region)
     await provision(run.bootstrap, loaded, [])
     await produce_events(run, region, run.options.events)
-    workers = [run.env.worker(loaded, run.bootstrap, f"screen2-{i}").start() for i in range(2)]
+    run.say(f"compare: {shape(workers, helpers)}")
+    fleet = _fleet(run, loaded, workers, helpers, "compare")
     try:
-        with PeakRss(workers[0].proc.pid) as rss0, PeakRss(workers[1].proc.pid) as rss1:
-            await wait_topology(run, loaded, run.options.events, "two workers", lambda: all(w.alive for w in workers))
-            window = await topology_window(run, loaded)
+        with contextlib.ExitStack() as stack:
+            rss = [stack.enter_context(PeakRss(w.proc.pid)) for w in fleet]
+            measured = await _throughput(run, loaded, fleet, "compare")
+            latency = await latency_stage(run, latency_rate, lambda: all(w.alive for w in fleet), loaded,
+                                          "the rate of the screen stage's latency run")
     finally:
-        for w in workers:
+        for w in fleet:
             w.stop()
-    run.say(f"two workers: {window.eps:,.0f} events/s end to end, peak RSS {rss0.peak_mb:.0f}/{rss1.peak_mb:.0f} MB")
-    return {"window": window, "rss_mb": [rss0.peak_mb, rss1.peak_mb]}
+    return {**measured, **latency, "rss_mb": max(r.peak_mb for r in rss)}

@@ -19,3 +19,36 @@ def test_by_second_groups_samples_by_the_second_they_were_sent_in() -> None:
 
 def test_by_second_of_nothing_is_empty() -> None:
     assert by_second([]) == []
+
+
+def test_cpu_meter_counts_the_workers_children_apart_from_the_workers() -> None:
+    """A worker's screen helpers and audit verifier are its children: their CPU is counted (as
+    ``children``), or a fleet with helpers looks cheaper per event than it is."""
+    import subprocess
+    import sys
+    import time
+
+    from pipeline.benchmark.measure import CpuMeter
+
+    # a "worker" that idles while its child burns ~1 s of CPU
+    spin = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+    worker = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys, time\n"
+                               f"subprocess.Popen([sys.executable, '-c', {spin!r}])\ntime.sleep(30)"])
+    try:
+        meter = CpuMeter([worker.pid], None)
+        meter.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            meter.stop()
+            if meter.used.get("children", 0.0) >= 0.5:
+                break
+            time.sleep(0.1)
+        assert meter.used.get("children", 0.0) >= 0.5, meter.used
+        assert meter.used["process"] < 0.5, meter.used
+    finally:
+        import psutil
+
+        for child in psutil.Process(worker.pid).children(recursive=True):
+            child.kill()
+        worker.kill()
+        worker.wait()
