@@ -4,10 +4,13 @@ Method (docs/benchmarks.md): N events are produced once to ``R.raw.payments`` an
 Each stage then reads all of them with its own consumer group and is measured from its first output
 record to its last (record timestamps), with its outputs counted from end offsets:
 (a) raw aiokafka, (b) naive Faust, (c) tuned Faust, each copying to a sink topic of its own;
-(d) a real ``residency worker`` with the example policy: the clock runs from its first outcome
-record to its last outcome, provenance-changelog or audit record, once every event has an outcome,
-a provenance table entry and an audit entry. Then, with the same worker, events are produced at
-half of (d)'s rate and ingress-to-cleared latency is read from record timestamps.
+(d) a fleet of real ``residency worker`` processes with the example policy (one worker with one
+screen helper unless ``Options`` says otherwise): the clock runs from its first outcome record to its
+last outcome, provenance-changelog or audit record, once every event has an outcome, a provenance
+table entry and an audit entry. Then, with the same fleet, events are produced at half of (d)'s rate
+and ingress-to-cleared latency is read from record timestamps. Last, another fleet shape
+(``Options.compare``) screens its own copy of the events in a second region, and its latency is
+measured at the rate of (d)'s latency run.
 """
 
 from __future__ import annotations
