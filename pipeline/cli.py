@@ -105,7 +105,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.benchmark.main import run_bench
-    from pipeline.benchmark.run import Options
+
+    return run_bench(bench_options(args), args.json, args.home or _home(), args.recovery)
+
+
+def bench_options(args: argparse.Namespace):  # noqa: ANN201 - pipeline.benchmark.options.Options
+    """The run's ``Options``: each flag given, ``Options``' own default for the rest."""
+    from pipeline.benchmark.options import Options
 
     given = {"events": args.events, "latency_s": args.latency_seconds, "warmup_s": args.latency_warmup,
              "latency_rate": args.latency_rate, "workers": args.workers, "screen_processes": args.screen_processes,
@@ -113,7 +119,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     options = Options(**{name: value for name, value in given.items() if value is not None})
     if args.compare is not None:
         options.compare = None if args.compare == "none" else _shape(args.compare)
-    return run_bench(options, args.json, args.home or _home(), args.recovery)
+    return options
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -210,19 +216,26 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     bn = sub.add_parser("bench", help="throughput of raw aiokafka, Faust and the screening topology (docs/benchmarks.md)")
-    # defaults live in pipeline.benchmark.run.Options (imported lazily); None here means "its default"
-    bn.add_argument("--events", type=int, help="events per stage (default 200,000, ~1 KB each)")
+    # the defaults live in pipeline.benchmark.options.Options; None here means "its default"
+    from pipeline.benchmark.options import Options
+
+    defaults = Options()
+    compare = ",".join(map(str, defaults.compare)) if defaults.compare else "none"
+    bn.add_argument("--events", type=int, help=f"events per stage (default {defaults.events:,}, ~1 KB each)")
     bn.add_argument("--json", type=Path, help="write the report to this file")
     bn.add_argument("--stages", help="comma-separated subset of raw,faust,faust-tuned,screen (default: all)")
     bn.add_argument("--workers", type=int, choices=range(1, 9), metavar="N",
-                    help="worker processes of the screening fleet (default 1)")
+                    help=f"worker processes of the screening fleet (default {defaults.workers})")
     bn.add_argument("--screen-processes", type=int, choices=range(17), metavar="H",
-                    help="screen helpers per worker of the screening fleet (default 1)")
+                    help=f"screen helpers per worker of the screening fleet (default {defaults.screen_processes})")
     bn.add_argument("--compare", metavar="WORKERS,HELPERS",
-                    help="also run this fleet shape on its own copy of the events, latency at the same rate (default 2,0; none: skip)")
-    bn.add_argument("--latency-seconds", type=float, help="length of the half-rate latency run (default 20)")
+                    help=f"also run this fleet shape on its own copy of the events, latency at the same rate "
+                         f"(default {compare}; none: skip)")
+    bn.add_argument("--latency-seconds", type=float,
+                    help=f"length of the half-rate latency run (default {defaults.latency_s:g})")
     bn.add_argument("--latency-warmup", type=float, metavar="SECONDS",
-                    help="seconds produced at the latency run's rate before it measures, reported apart (default 20)")
+                    help=f"seconds produced at the latency run's rate before it measures, reported apart "
+                         f"(default {defaults.warmup_s:g})")
     bn.add_argument("--latency-rate", type=float, default=None,
                     help="events/s of the latency run instead of half the measured rate (to compare builds)")
     bn.add_argument("--recovery", type=int, default=0, metavar="ENTRIES",

@@ -31,36 +31,13 @@ from pipeline.benchmark.events import bench_events
 from pipeline.benchmark.fleet import Passthrough, WorkerEnv, region_policy
 from pipeline.benchmark.measure import (CpuMeter, Offsets, PeakRss, Window, by_second, listening_pid,
                                         loop_lag_buckets, loop_lag_summary, wait_for_count)
+from pipeline.benchmark.options import Options
 from pipeline.harness import outcome_topics, produce
 from pipeline.policy import LoadedPolicy
 from pipeline.topics import RegionTopics, TopicSpec, topic_specs
 
 Say = Callable[[str], None]
 PASSTHROUGHS = {"raw": "raw_eps", "faust": "faust_eps", "faust-tuned": "faust_tuned_eps"}
-
-
-@dataclass
-class Options:
-    events: int = 200_000
-    latency_s: float = 20.0
-    # the latency run's first seconds, produced at the same rate but not in p50/p99: the worker is
-    # still finishing the throughput stage then (its audit verifier checks the backlog's entries),
-    # and the broker's JIT compiles the new request mix: its C2 compiler thread took 0.3-0.5 core
-    # for the first 15-25 s of the run, on a broker started minutes before (docs/benchmarks.md,
-    # session 7); a production broker has long finished that
-    warmup_s: float = 20.0
-    latency_rate: float | None = None  # events/s of the latency run; None: half the measured rate
-    # The screening fleet of stage (d): worker processes, and screen helpers per worker.
-    workers: int = 1
-    screen_processes: int = 1
-    # Also run this other fleet shape (workers, helpers) on its own copy of the events, its latency
-    # at the same rate as (d)'s; None: not run. On 2 cores two workers without helpers moved more
-    # events/s than one worker with a helper under a backlog, but their p99 at the same steady rate
-    # was higher (docs/benchmarks.md, session 9): the report shows both.
-    compare: tuple[int, int] | None = (2, 0)
-    stages: tuple[str, ...] = ("raw", "faust", "faust-tuned", "screen")
-    seed: int = 7
-    stage_timeout_s: float = 900.0
 
 
 @dataclass
