@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 
 from pipeline.effects import TP, Emitted
-from pipeline.outputs import Output, now_iso, outputs_for, screen_fragment
+from pipeline.outputs import Output, Prepared, fragment_json, now_iso, outputs_of, prepare
 from pipeline.plan import DatasetPlan
 from pipeline.screen import screen
 from pipeline.sender import send_all
 from pipeline.topics import key_partition
-from schemas.decision import Decision, Outcome, RawRecord
+from schemas.decision import Outcome, RawRecord
 
 def partition_for(output: Output, event_id: str, partitions: int) -> int:
     """The partition the default Kafka partitioner picks for the key (the event id when keyless)."""
@@ -43,27 +43,28 @@ def _offset_ranges(records: Sequence[RawRecord]) -> dict[TP, tuple[int, int]]:
     return ranges
 
 
-async def _already_emitted(ctx: Any, records: Sequence[RawRecord], decisions: Sequence[Decision],
+async def _already_emitted(ctx: Any, records: Sequence[RawRecord], screened: Sequence[Prepared],
                            owners: Sequence[int], outputs: Sequence[Output]) -> dict[int, Emitted]:
     """Outputs (by index) the previous owner already sent, found by event id and destination topic."""
     skip: dict[int, Emitted] = {}
     for j, (i, out) in enumerate(zip(owners, outputs, strict=True)):
-        r, d = records[i], decisions[i]
+        r, d = records[i], screened[i]
         found = (await ctx.effects.recovered((r.topic, r.partition))).lookup(r.offset, d.event_id, out.topic)
         if found is not None:
             skip[j] = found
     return skip
 
 
-async def _screen_all(ctx: Any, plans: Sequence[DatasetPlan], records: Sequence[RawRecord]) -> list[Decision]:
+async def _screen_all(ctx: Any, plans: Sequence[DatasetPlan], records: Sequence[RawRecord]) -> list[Prepared]:
     if ctx.screen_pool is not None:  # helper processes screen part of the batch (pipeline/screenpool.py)
         return await ctx.screen_pool.screen(records, plans, ctx.fault_hook, ctx.metrics.screen_latency.observe)
-    decisions = []
+    screened = []
     for plan, record in zip(plans, records, strict=True):
         started = time.perf_counter()
-        decisions.append(screen(record, plan, ctx.fault_hook))
+        decision = screen(record, plan, ctx.fault_hook)
         ctx.metrics.screen_latency.observe(time.perf_counter() - started)
-    return decisions
+        screened.append(prepare(decision, record, plan))
+    return screened
 
 
 def flatten(groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> tuple[list[DatasetPlan], list[RawRecord]]:
@@ -76,8 +77,8 @@ def flatten(groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> tuple[list
     return plans, records
 
 
-async def screen_ahead(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> list[Decision]:
-    """Decisions for every record of ``groups``, screened by the helper processes alone (the
+async def screen_ahead(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRecord]]]) -> list[Prepared]:
+    """Every record of ``groups`` screened and prepared by the helper processes alone (the
     worker's thread is sending the batch before): what ``screen_batch(..., screened=)`` takes."""
     plans, records = flatten(groups)
     return await ctx.screen_pool.screen(records, plans, ctx.fault_hook, ctx.metrics.screen_latency.observe,
@@ -85,14 +86,14 @@ async def screen_ahead(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRec
 
 
 async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRecord]]], *,
-                       screened: Awaitable[list[Decision]] | None = None,
+                       screened: Awaitable[list[Prepared]] | None = None,
                        ahead: Callable[[], Awaitable[None]] | None = None,
                        received_at: str | None = None) -> None:
     """Screen the records of every ``(plan, records)`` group of a fetch together (one send of outcomes
     and one of provenance for all: each is a round trip the batch waits for); return once every
     outcome and provenance record is acknowledged.
 
-    ``screened``: the decisions of every record of ``groups``, already on their way (:func:`screen_ahead`).
+    ``screened``: every record of ``groups`` screened and prepared, already on its way (:func:`screen_ahead`).
     ``ahead``: called once this batch is screened and before it is sent, so that the next batch can
     be fetched and screened by the helpers while this one waits for the broker.
     """
@@ -104,9 +105,9 @@ async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRec
     plans, records = [plans[i] for i in keep], [records[i] for i in keep]
     if screened is not None:
         decided = await screened  # every record of groups, in order
-        decisions = [decided[i] for i in keep]
+        prepared = [decided[i] for i in keep]
     else:
-        decisions = await _screen_all(ctx, plans, records) if records else []
+        prepared = await _screen_all(ctx, plans, records) if records else []
     if ahead is not None:
         await ahead()
     if not records:
@@ -114,12 +115,12 @@ async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRec
     # One outcome record per event, plus one per egress profile when cleared; owners[j] is the
     # index of the event that outputs[j] belongs to.
     owners, outputs = [], []
-    for i, (d, r) in enumerate(zip(decisions, records, strict=True)):
-        for out in outputs_for(d, r, plans[i]):
+    for i, p in enumerate(prepared):
+        for out in outputs_of(p, plans[i]):
             owners.append(i)
             outputs.append(out)
-    partitions = [partition_for(o, decisions[i].event_id, ctx.partitions[o.topic]) for o, i in zip(outputs, owners, strict=True)]
-    coords: dict[int, Emitted] = await _already_emitted(ctx, records, decisions, owners, outputs)
+    partitions = [partition_for(o, prepared[i].event_id, ctx.partitions[o.topic]) for o, i in zip(outputs, owners, strict=True)]
+    coords: dict[int, Emitted] = await _already_emitted(ctx, records, prepared, owners, outputs)
     pending = [j for j in range(len(outputs)) if j not in coords]
     if ctx.fence is not None and ctx.fence.closed:  # a broker outside the policy's racks joined: send nothing
         raise FenceClosed
@@ -136,34 +137,32 @@ async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRec
         metas = await send_all(ctx.producer, [outputs[j] for j in pending], [partitions[j] for j in pending])
         ctx.effects.acked(metas)
         coords.update({j: Emitted(m.topic, m.partition, m.offset) for j, m in zip(pending, metas, strict=True)})
-    _observe_latency(ctx, records, decisions)
+    _observe_latency(ctx, records, prepared)
     sent: dict[int, list[int]] = {}
     for j, i in enumerate(owners):
         sent.setdefault(i, []).append(j)
     # One provenance record per partition of R.provenance, holding the fragments of the events whose
     # id the default partitioner puts there (the table and its lookups are partitioned by event id).
-    by_partition: dict[int, list[dict]] = {}
+    by_partition: dict[int, list[bytes]] = {}
     provenance_partitions = ctx.policy.topology.audit_partitions
-    decided_at = now_iso()
-    for i, (d, r) in enumerate(zip(decisions, records, strict=True)):
-        first, *more = sent[i]
-        extra = [(outputs[j], coords[j].partition, coords[j].offset) for j in more]
-        fragment = screen_fragment(d, r, plans[i], outputs[first], coords[first].partition, coords[first].offset,
-                                   received_at, extra, decided_at)
-        by_partition.setdefault(key_partition(d.event_id.encode(), provenance_partitions), []).append(fragment)
+    decided_at, received = orjson.dumps(now_iso()), orjson.dumps(received_at)
+    for i, p in enumerate(prepared):
+        places = [(coords[j].partition, coords[j].offset) for j in sent[i]]
+        fragment = fragment_json(p, places, received, decided_at)
+        by_partition.setdefault(key_partition(p.event_id.encode(), provenance_partitions), []).append(fragment)
     parts = sorted(by_partition)
-    await send_all(ctx.producer, [Output(ctx.topics.provenance, None, orjson.dumps(by_partition[p]), []) for p in parts],
-                   parts)
+    await send_all(ctx.producer, [Output(ctx.topics.provenance, None, b"[" + b",".join(by_partition[n]) + b"]", [])
+                                  for n in parts], parts)
     ctx.effects.processed(records)
-    by_dataset: dict[str, list[Decision]] = {}
-    for plan, d in zip(plans, decisions, strict=True):
-        by_dataset.setdefault(plan.name, []).append(d)
+    by_dataset: dict[str, list[Prepared]] = {}
+    for plan, p in zip(plans, prepared, strict=True):
+        by_dataset.setdefault(plan.name, []).append(p)
     for dataset, screened in by_dataset.items():
         ctx.metrics.on_screened(dataset, screened)
 
 
-def _observe_latency(ctx: Any, records: Sequence[RawRecord], decisions: Sequence[Decision]) -> None:
+def _observe_latency(ctx: Any, records: Sequence[RawRecord], screened: Sequence[Prepared]) -> None:
     acked_ms = time.time() * 1000
-    for d, r in zip(decisions, records, strict=True):
-        if d.outcome is Outcome.CLEARED and r.timestamp_ms:
+    for d, r in zip(screened, records, strict=True):
+        if d.outcome == Outcome.CLEARED and r.timestamp_ms:
             ctx.metrics.ingress_to_cleared.observe(max(0.0, (acked_ms - r.timestamp_ms) / 1000))

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterable
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from pipeline.audit.report import FindingKind
-from schemas.decision import Decision
+
+if TYPE_CHECKING:
+    from pipeline.outputs import Prepared
 
 # What a verification of R.audit can find (manifest_mismatch concerns bundles only).
 AUDIT_FINDING_KINDS = tuple(kind for kind in get_args(FindingKind) if kind != "manifest_mismatch")
@@ -83,21 +85,21 @@ class Metrics:
         for (topic, partition), lag in lags.items():
             self.consumer_lag.labels(topic, str(partition)).set(lag)
 
-    def on_screened(self, dataset: str, decisions: Iterable[Decision]) -> None:
+    def on_screened(self, dataset: str, screened: Iterable[Prepared]) -> None:
         """Count a batch: one ``inc`` per series it touched (a labels lookup per event cost ~10 us)."""
         events: Tally[str] = Tally()
         reasons: Tally[tuple[str, str]] = Tally()
         findings: Tally[str] = Tally()
         masked: Tally[str] = Tally()
-        for d in decisions:
-            outcome = d.outcome.value
+        for d in screened:
+            outcome = d.outcome
             events[outcome] += 1
             if d.reason != "cleared":
                 reasons[(outcome, d.reason.split(":", 1)[0])] += 1
-            if d.findings:
-                findings.update(f.type for f in d.findings)
-            if d.masked:
-                masked.update(m.strategy for m in d.masked)
+            if d.finding_types:
+                findings.update(d.finding_types)
+            if d.mask_strategies:
+                masked.update(d.mask_strategies)
         for outcome, n in events.items():
             self.events.labels(dataset, outcome).inc(n)
         for (outcome, reason), n in reasons.items():

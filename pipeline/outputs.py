@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -251,3 +251,93 @@ def screen_fragment(decision: Decision, record: RawRecord, plan: DatasetPlan, ou
         "raw_sha256": sha256(record.value),
         "emitted_sha256": emitted,
     }
+
+
+# --- a screened record, ready to send ------------------------------------------------------------
+
+class Prepared(NamedTuple):
+    """A screened record as the worker sends it, made where it was screened (a screen helper or the
+    worker's thread) so that the worker's event loop only splices in what the broker answers.
+
+    A helper sent ``Decision`` objects back and the worker built the outputs and the provenance
+    fragment from them: unpickling, ``outputs_for`` and ``screen_fragment`` held ~19% of the worker's
+    main thread, the fleet's bound (docs/benchmarks.md, session 9). A named tuple of strings and
+    bytes unpickles for a fraction of that.
+
+    ``outputs``: ``(topic, key, value, headers, sealable)`` per output record, the outcome first
+    (``sealable``: attested at send when the fleet attests, see :func:`outputs_of`). ``fragment``: the
+    provenance fragment's JSON object without its closing brace and without what is known only once
+    the outputs are acknowledged (``at``, ``received_at``, ``destination``, ``destinations``);
+    ``destinations[i]``: ``outputs[i]``'s entry in ``destinations`` after its partition and offset,
+    closing brace included. :func:`fragment_json` completes it; it equals :func:`screen_fragment`'s
+    (``tests/unit/test_prepared.py``). ``finding_types`` and ``mask_strategies`` are for the metrics.
+    """
+
+    event_id: str
+    outcome: str
+    reason: str
+    finding_types: tuple[str, ...]
+    mask_strategies: tuple[str, ...]
+    outputs: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]], bool]]
+    fragment: bytes
+    destinations: list[bytes]
+
+
+def prepare(decision: Decision, record: RawRecord, plan: DatasetPlan) -> Prepared:
+    """``decision`` (with its producer set) as the worker sends it: its outputs and its fragment."""
+    outputs = outputs_for(decision, record, plan)  # may turn the decision into output_too_large
+    sealable = decision.outcome is Outcome.CLEARED  # its outcome and egress records are attested
+    emitted = sha256(outputs[0].value)
+    head = {
+        "event_id": decision.event_id,
+        "stage": "screen",
+        "region": plan.region,
+        "dataset": plan.name,
+        "policy_hash": plan.policy_hash,
+        "source": _source(record),
+        "producer": decision.producer,
+        "decision": decision.outcome.value,
+        "reason": decision.reason,
+        "detail": decision.detail,
+        "findings": findings_of(decision),
+        "masking": masking_of(decision.masked),
+        "raw_sha256": sha256(record.value),
+        "emitted_sha256": emitted,
+    }
+    profiles = {e.topic: e for e in decision.egress}
+    destinations = []
+    for n, out in enumerate(outputs):
+        entry: dict[str, Any] = {"topic": out.topic, "sha256": emitted if n == 0 else sha256(out.value)}
+        egress = profiles.get(out.topic) if n else None
+        if egress is not None:
+            entry["profile"] = egress.profile
+            entry["masking"] = masking_of(egress.masked)
+        destinations.append(orjson.dumps(entry)[1:])
+    return Prepared(decision.event_id, decision.outcome.value, decision.reason,
+                    tuple(f.type for f in decision.findings), tuple(m.strategy for m in decision.masked),
+                    [(o.topic, o.key, o.value, o.headers, sealable) for o in outputs],
+                    orjson.dumps(head)[:-1], destinations)
+
+
+def outputs_of(prepared: Prepared, plan: DatasetPlan) -> list[Output]:
+    """The records ``prepared`` sends, sealed by ``plan``'s attestor where they are to be attested
+    (the helper that prepared them holds no attestation key)."""
+    seal = _seal(plan, prepared.event_id)
+    return [Output(topic, key, value, headers, seal if sealable else None)
+            for topic, key, value, headers, sealable in prepared.outputs]
+
+
+def _json_int(value: int | None) -> bytes:
+    return b"null" if value is None else b"%d" % value
+
+
+def fragment_json(prepared: Prepared, places: Sequence[tuple[int | None, int | None]], received_at: bytes,
+                  at: bytes) -> bytes:
+    """The provenance fragment of ``prepared`` as JSON, its outputs at ``places`` (partition, offset,
+    in the order of ``prepared.outputs``); ``received_at`` and ``at`` are JSON strings."""
+    entries = b",".join(b'{"partition":%s,"offset":%s,%s' % (_json_int(p), _json_int(o), tail)
+                        for (p, o), tail in zip(places, prepared.destinations, strict=True))
+    partition, offset = places[0]
+    topic = orjson.dumps(prepared.outputs[0][0])
+    return (b'%s,"at":%s,"received_at":%s,"destination":{"topic":%s,"partition":%s,"offset":%s},"destinations":[%s]}'
+            % (prepared.fragment, at, received_at, topic, _json_int(partition), _json_int(offset), entries))

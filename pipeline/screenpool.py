@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.outputs import Prepared, prepare
 from pipeline.screen import FaultHook, admission, screen
 from pipeline.settings import Settings
 from schemas.decision import Decision, RawRecord
@@ -80,8 +81,9 @@ def _send_frame(sock: socket.socket, payload: bytes) -> None:
 def helper_main(sock: socket.socket, loaded: Any, keys: Any, fault_spec: str | None,
                 logs: tuple[str, str] | None = None) -> None:
     """A helper's life: compile the policy, say ready, then screen each batch it is sent until the
-    worker closes the socket. Records arrive as ``(dataset, RawRecord fields)``; decisions go back
-    in order with the seconds each took."""
+    worker closes the socket. Records arrive as ``(dataset, RawRecord fields, verified producer)``;
+    each goes back prepared to send (pipeline.outputs.Prepared), in order, with the seconds its
+    screening took."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle; EOF stops us
     from pipeline import heap
     from pipeline.faults import fault_hook
@@ -104,10 +106,13 @@ def helper_main(sock: socket.socket, loaded: Any, keys: Any, fault_spec: str | N
             return
         began = time.perf_counter()
         out = []
-        for dataset, fields in pickle.loads(frame):
+        for dataset, fields, producer in pickle.loads(frame):
             started = time.perf_counter()
-            decision = screen(RawRecord(*fields), plans[dataset], fault, check_identity=False)
-            out.append((decision, time.perf_counter() - started))
+            record, plan = RawRecord(*fields), plans[dataset]
+            decision = screen(record, plan, fault, check_identity=False)
+            seconds = time.perf_counter() - started
+            decision.producer = producer
+            out.append((prepare(decision, record, plan), seconds))
         _send_frame(sock, pickle.dumps((out, time.perf_counter() - began), protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -163,7 +168,7 @@ class Helper:
         except (ConnectionError, OSError) as exc:
             raise HelperLost(f"the helper's socket failed ({type(exc).__name__})") from None
 
-    async def send(self, items: list[tuple[str, tuple]]) -> None:
+    async def send(self, items: list[tuple[str, tuple, Any]]) -> None:
         """Send a share; returns once the helper has all of it (it reads as we write), so it
         screens while the worker screens its own share."""
         assert self.sock is not None
@@ -173,16 +178,16 @@ class Helper:
         except (ConnectionError, OSError) as exc:
             raise HelperLost(f"the helper's socket failed ({type(exc).__name__})") from None
 
-    async def receive(self, count: int, deadline_s: float) -> list[tuple[Decision, float]]:
-        """The decisions of the last ``send`` with the seconds each took; notes the helper's time
-        per record (its own, not the time it waited to be read)."""
+    async def receive(self, count: int, deadline_s: float) -> list[tuple[Prepared, float]]:
+        """The prepared records of the last ``send`` with the seconds each one's screening took;
+        notes the helper's time per record (its own, not the time it waited to be read)."""
         try:
             answer = await asyncio.wait_for(self._frame(), deadline_s)
         except TimeoutError:
             raise HelperLost(f"the helper did not answer within {deadline_s:.0f}s") from None
         try:
             out, elapsed = answer
-            if len(out) != count or not all(isinstance(item[0], Decision) for item in out):
+            if len(out) != count or not all(isinstance(item[0], Prepared) for item in out):
                 raise ValueError
         except (TypeError, ValueError, IndexError):
             raise HelperLost("the helper answered out of protocol") from None
@@ -270,8 +275,9 @@ class ScreenPool:
         return [n if n >= MIN_SHARE else 0 for n in out]
 
     async def screen(self, records: Sequence[RawRecord], plans: Sequence[Any], fault: FaultHook | None,
-                     observe: Any, helpers_only: bool = False) -> list[Decision]:
-        """The decision for every record, as ``screen(records[i], plans[i], fault)`` would give.
+                     observe: Any, helpers_only: bool = False) -> list[Prepared]:
+        """Every record screened and prepared to send, as ``prepare(screen(records[i], plans[i],
+        fault), records[i], plans[i])`` would give.
 
         ``helpers_only``: the helpers screen every record (the worker's thread has other work
         meanwhile); the worker screens only what a lost helper leaves. One call at a time uses
@@ -281,15 +287,15 @@ class ScreenPool:
             return await self._screen(records, plans, fault, observe, helpers_only)
 
     async def _screen(self, records: Sequence[RawRecord], plans: Sequence[Any], fault: FaultHook | None,
-                      observe: Any, helpers_only: bool) -> list[Decision]:
+                      observe: Any, helpers_only: bool) -> list[Prepared]:
         self._maybe_restart()
-        decisions: list[Decision | None] = [None] * len(records)
+        prepared: list[Prepared | None] = [None] * len(records)
         producers: list[Any] = [None] * len(records)
         todo: list[int] = []
         for i, (record, plan) in enumerate(zip(records, plans, strict=True)):
             admitted = admission(record, plan)
             if isinstance(admitted, Decision):
-                decisions[i] = admitted
+                prepared[i] = prepare(admitted, record, plan)
             else:
                 producers[i] = admitted
                 todo.append(i)
@@ -302,7 +308,7 @@ class ScreenPool:
             mine = todo[start:start + share]
             start += share
             try:
-                await helper.send([(plans[i].name, _fields(records[i])) for i in mine])
+                await helper.send([(plans[i].name, _fields(records[i]), producers[i]) for i in mine])
             except HelperLost as exc:
                 self._lose(helper, exc)
                 start -= share  # the worker screens these
@@ -311,7 +317,7 @@ class ScreenPool:
         own = todo[start:]
         began = time.perf_counter()
         for i in own:
-            decisions[i] = self._screen_here(records[i], plans[i], fault, observe, check_identity=False)
+            prepared[i] = self._screen_here(records[i], plans[i], fault, observe, producers[i])
         if own:
             self.own_cost = _average(self.own_cost, (time.perf_counter() - began) / len(own))
         lost: list[int] = []
@@ -322,22 +328,22 @@ class ScreenPool:
                 self._lose(helper, exc)
                 lost.extend(mine)
                 continue
-            for i, (decision, seconds) in zip(mine, answers, strict=True):
-                decisions[i] = decision
+            for i, (done, seconds) in zip(mine, answers, strict=True):
+                prepared[i] = done
                 observe(seconds)
         for i in lost:  # screened again here: screen() is pure, so this is the same decision
-            decisions[i] = self._screen_here(records[i], plans[i], fault, observe, check_identity=False)
-        for i in todo:
-            decisions[i].producer = producers[i]  # type: ignore[union-attr]
-        return decisions  # type: ignore[return-value]
+            prepared[i] = self._screen_here(records[i], plans[i], fault, observe, producers[i])
+        return prepared  # type: ignore[return-value]
 
     @staticmethod
     def _screen_here(record: RawRecord, plan: Any, fault: FaultHook | None, observe: Any,
-                     check_identity: bool) -> Decision:
+                     producer: Any) -> Prepared:
+        """Screen in the worker's thread (identity was checked at admission) and prepare."""
         started = time.perf_counter()
-        decision = screen(record, plan, fault, check_identity=check_identity)
+        decision = screen(record, plan, fault, check_identity=False)
         observe(time.perf_counter() - started)
-        return decision
+        decision.producer = producer
+        return prepare(decision, record, plan)
 
     def _deadline(self, count: int) -> float:
         """How long a helper may take for ``count`` records: every record's detection budget, plus

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry
 
 from pipeline.benchmark.events import bench_events
 from pipeline.metrics import Metrics
+from pipeline.outputs import prepare
 from pipeline.plan import compile_plans
 from pipeline.policy import load_policy
 from pipeline.screen import screen
@@ -21,13 +22,15 @@ def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple], float]:
 
 def test_when_a_batch_is_counted_then_each_series_equals_counting_event_by_event(keys) -> None:
     plans = compile_plans(load_policy(EXAMPLE_POLICY), keys)
-    decisions = [screen(RawRecord(f"eu.raw.{e.dataset}", 0, i, e.key, e.value, tuple(e.headers)), plans[e.dataset])
-                 for i, e in enumerate(bench_events(400, 7)) if e.dataset == "payments"]
+    records = [RawRecord(f"eu.raw.{e.dataset}", 0, i, e.key, e.value, tuple(e.headers))
+               for i, e in enumerate(bench_events(400, 7)) if e.dataset == "payments"]
+    decisions = [screen(r, plans["payments"]) for r in records]
     assert len(decisions) > 100 and len({d.outcome for d in decisions}) >= 3
+    screened = [prepare(screen(r, plans["payments"]), r, plans["payments"]) for r in records]
     batched, one_by_one = Metrics(CollectorRegistry()), Metrics(CollectorRegistry())
-    batched.on_screened("payments", decisions[:150])
-    batched.on_screened("payments", decisions[150:])
-    for d in decisions:
+    batched.on_screened("payments", screened[:150])
+    batched.on_screened("payments", screened[150:])
+    for d in screened:
         one_by_one.on_screened("payments", [d])
     counted = _samples(batched.registry)
     assert counted == _samples(one_by_one.registry)

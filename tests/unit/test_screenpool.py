@@ -1,6 +1,7 @@
 """Screen helpers (pipeline/screenpool.py): real spawned processes screening under the example policy.
 
-The pool must decide exactly what ``screen()`` decides in the worker, whatever the split, and a
+The pool must decide exactly what ``screen()`` decides in the worker, and prepare exactly what
+``prepare()`` prepares from it (pipeline.outputs), whatever the split, and a
 helper that dies or hangs must cost nothing but time: its share is screened in the worker.
 """
 
@@ -21,6 +22,7 @@ from pipeline import screenpool
 from pipeline.benchmark.events import bench_events
 from pipeline.faults import fault_hook
 from pipeline.keys import KeyRing
+from pipeline.outputs import prepare
 from pipeline.plan import compile_plans
 from pipeline.policy import load_policy
 from pipeline.screen import screen
@@ -56,8 +58,26 @@ def _batch(count: int) -> tuple[list[RawRecord], list]:
     return records, owners
 
 
-def _local(records: list[RawRecord], plans: list) -> list:
-    return [screen(r, p) for r, p in zip(records, plans, strict=True)]
+def _local(records: list[RawRecord], plans: list, fault=None) -> list:  # noqa: ANN001
+    """What the pool must give: every record screened and prepared in this process."""
+    return _view([prepare(screen(r, p, fault), r, p) for r, p in zip(records, plans, strict=True)])
+
+
+def _timeless(value: bytes) -> object:
+    """A held, rejected or dead-letter envelope without the clock readings each build takes."""
+    if not value.startswith(b'{"event_id"'):
+        return value
+    return {k: v for k, v in orjson.loads(value).items() if k not in ("at", "held_at_ms")}
+
+
+def _view(prepared: list) -> list:
+    """Prepared records, comparable across builds: envelopes without their clock readings, and
+    fragments without the hashes of those envelopes."""
+    return [(p.event_id, p.outcome, p.reason, p.finding_types, p.mask_strategies,
+             [(t, k, _timeless(v), h, sealable) for t, k, v, h, sealable in p.outputs],
+             {k: v for k, v in orjson.loads(p.fragment + b"}").items() if k != "emitted_sha256"},
+             [{k: v for k, v in orjson.loads(b"{" + d).items() if k != "sha256"} for d in p.destinations])
+            for p in prepared]
 
 
 async def _pool(size: int = 1, faults: str | None = None) -> ScreenPool:
@@ -74,10 +94,10 @@ async def test_the_pool_decides_what_screen_decides_record_by_record():
         seconds: list[float] = []
         for _ in range(3):  # shares move as the costs are measured
             decisions = await pool.screen(records, plans, None, seconds.append)
-            assert decisions == _local(records, plans)
+            assert _view(decisions) == _local(records, plans)
         assert pool.helpers[0].cost > 0  # the helper took a share each time
         assert len(seconds) == 3 * len(records)  # one screening time per record, wherever it ran
-        assert {d.outcome for d in decisions} == set(Outcome)
+        assert {d.outcome for d in decisions} == {o.value for o in Outcome}
     finally:
         pool.stop()
 
@@ -103,7 +123,7 @@ async def test_a_small_batch_never_goes_to_a_helper():
     pool = await _pool()
     try:
         for _ in range(2):
-            assert await pool.screen(records, plans, None, lambda s: None) == _local(records, plans)
+            assert _view(await pool.screen(records, plans, None, lambda s: None)) == _local(records, plans)
         assert pool.helpers[0].cost == 0.0 and pool.own_cost > 0
     finally:
         pool.stop()
@@ -117,8 +137,8 @@ async def test_the_fault_hook_reaches_the_helper():
         decisions = await pool.screen(records, plans, None, lambda s: None)
         assert pool.helpers[0].cost > 0
         faulty = fault_hook("detection:raise")
-        assert decisions[:share] == [screen(r, p, faulty) for r, p in zip(records[:share], plans[:share])]
-        assert decisions[share:] == _local(records[share:], plans[share:])  # the worker passed no hook
+        assert _view(decisions[:share]) == _local(records[:share], plans[:share], faulty)
+        assert _view(decisions[share:]) == _local(records[share:], plans[share:])  # the worker passed no hook
         assert sum(d.reason == "internal_error" for d in decisions[:share]) > share // 2
     finally:
         pool.stop()
@@ -133,17 +153,17 @@ async def test_a_helper_killed_mid_batch_costs_only_time(monkeypatch, caplog):
         await pool.screen(records, plans, None, lambda s: None)  # measured, so the helper gets a share
         pid = pool.helpers[0].process.pid
         os.kill(pid, signal.SIGKILL)
-        assert await pool.screen(records, plans, None, lambda s: None) == expected
+        assert _view(await pool.screen(records, plans, None, lambda s: None)) == expected
         assert "screen helper 0 lost" in caplog.text
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
         # the next batch starts a new helper in the background, which takes its share once started
-        assert await pool.screen(records, plans, None, lambda s: None) == expected
+        assert _view(await pool.screen(records, plans, None, lambda s: None)) == expected
         deadline = time.monotonic() + 60
         while not pool.helpers:
             assert time.monotonic() < deadline, "no new helper"
             await asyncio.sleep(0.05)
         assert pool.helpers[0].process.pid != pid
-        assert await pool.screen(records, plans, None, lambda s: None) == expected
+        assert _view(await pool.screen(records, plans, None, lambda s: None)) == expected
         assert pool.helpers[0].cost > 0
     finally:
         pool.stop()
@@ -159,7 +179,7 @@ async def test_a_hung_helper_is_replaced_by_the_worker(monkeypatch):
         assert time.monotonic() - started < 60
         assert pool.helpers == []  # stopped and dropped after its deadline
         # the worker screened the helper's share again, with its own (absent) fault hook
-        assert decisions == _local(records, plans)
+        assert _view(decisions) == _local(records, plans)
     finally:
         pool.stop()
 
@@ -169,6 +189,7 @@ import asyncio, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from pipeline.keys import KeyRing
+from pipeline.outputs import prepare
 from pipeline.policy import load_policy
 from pipeline.screenpool import ScreenPool
 
@@ -205,7 +226,7 @@ async def test_a_pool_whose_helpers_cannot_start_screens_in_the_worker(caplog):
     pool = ScreenPool(1, load_policy(POLICY), KeyRing({}), None, budget_ms=50)  # the policy needs a key
     await pool.start()
     assert pool.helpers == [] and "did not start" in caplog.text
-    assert await pool.screen(records, plans, None, lambda s: None) == _local(records, plans)
+    assert _view(await pool.screen(records, plans, None, lambda s: None)) == _local(records, plans)
     await asyncio.sleep(0)
 
 
