@@ -4,8 +4,10 @@
 ``residency bench``, while the 2-core machine sat ~35% idle: one Python thread cannot use a second
 core. Each helper is a spawned process with the same compiled policy; per batch the worker sends a
 share of the records over a socket pair, screens the rest itself meanwhile, and waits for the
-helpers' decisions before it sends anything. Nothing else moves: outputs, provenance, commits and
-the at-least-once order stay in the worker, so a helper adds no state that a crash could lose.
+helpers' answers before it sends anything. A helper answers with each record prepared to send
+(``pipeline.outputs.Prepared``: output records and provenance fragment, so the worker's thread only
+attaches seals and the broker's offsets). Sending, commits and the at-least-once order stay in the
+worker, so a helper adds no state that a crash could lose.
 
 - Shares follow measured cost: each side's time per record is tracked (moving average) and the
   next batch is split so that all sides finish together; a busy machine shifts work back to the
@@ -13,7 +15,7 @@ the at-least-once order stay in the worker, so a helper adds no state that a cra
 - Batches under half the batch size (a stream the worker keeps up with, the latency a user waits
   for) are screened in the worker only: a round trip to a helper costs more than it saves.
 - Producer identity is checked in the worker before a record goes to a helper (the worker
-  refreshes the producers' keys), and the verified producer is set on the helper's decision.
+  refreshes the producers' keys), and the verified producer goes with the record to the helper.
 - A helper that dies, hangs past its deadline or answers nonsense is stopped and its share is
   screened again in the worker (``screen()`` has no side effects), then a new helper is started
   after ``RESTART_AFTER_S``. The worker keeps running; the log says so (never with a payload).
