@@ -220,22 +220,23 @@ def screen_fragment(decision: Decision, record: RawRecord, plan: DatasetPlan, ou
 
     ``output`` is the one outcome record; ``more`` are the egress profiles' records with their
     coordinates. ``destinations`` lists every one of them. ``at``: when the batch was decided
-    (now by default).
+    (now by default). The worker sends the same fragment through :func:`prepare` and
+    :func:`fragment_json`, which encode these fields before the coordinates are known.
     """
     emitted = sha256(output.value)
-    destinations = [{"topic": o.topic, "partition": p, "offset": off, "sha256": emitted if o is output else sha256(o.value)}
-                    for o, p, off in [(output, partition, offset), *more]]
-    profiles = {e.topic: e for e in decision.egress}
-    for dest in destinations[1:]:
-        egress = profiles.get(dest["topic"])
-        if egress is not None:
-            dest["profile"] = egress.profile
-            dest["masking"] = masking_of(egress.masked)
+    placed = [(output, partition, offset), *more]
+    destinations = [{"partition": p, "offset": off, **_destination(decision, o, emitted if n == 0 else None)}
+                    for n, (o, p, off) in enumerate(placed)]
+    return {**_fragment_fields(decision, record, plan, emitted), "at": at or now_iso(), "received_at": received_at,
+            "destination": {"topic": output.topic, "partition": partition, "offset": offset},
+            "destinations": destinations}
+
+
+def _fragment_fields(decision: Decision, record: RawRecord, plan: DatasetPlan, emitted: str | None) -> dict[str, Any]:
+    """A screen fragment's fields that do not depend on where its outputs went or when."""
     return {
         "event_id": decision.event_id,
         "stage": "screen",
-        "at": at or now_iso(),
-        "received_at": received_at,
         "region": plan.region,
         "dataset": plan.name,
         "policy_hash": plan.policy_hash,
@@ -246,11 +247,22 @@ def screen_fragment(decision: Decision, record: RawRecord, plan: DatasetPlan, ou
         "detail": decision.detail,
         "findings": findings_of(decision),
         "masking": masking_of(decision.masked),
-        "destination": {"topic": output.topic, "partition": partition, "offset": offset},
-        "destinations": destinations,
         "raw_sha256": sha256(record.value),
         "emitted_sha256": emitted,
     }
+
+
+def _destination(decision: Decision, output: Output, emitted: str | None) -> dict[str, Any]:
+    """An output's entry in ``destinations`` but its partition and offset; ``emitted``: the outcome
+    record's hash, already computed (None for an egress record, whose profile is named)."""
+    if emitted is not None:
+        return {"topic": output.topic, "sha256": emitted}
+    entry: dict[str, Any] = {"topic": output.topic, "sha256": sha256(output.value)}
+    egress = {e.topic: e for e in decision.egress}.get(output.topic)
+    if egress is not None:
+        entry["profile"] = egress.profile
+        entry["masking"] = masking_of(egress.masked)
+    return entry
 
 
 # --- a screened record, ready to send ------------------------------------------------------------
@@ -288,35 +300,12 @@ def prepare(decision: Decision, record: RawRecord, plan: DatasetPlan) -> Prepare
     outputs = outputs_for(decision, record, plan)  # may turn the decision into output_too_large
     sealable = decision.outcome is Outcome.CLEARED  # its outcome and egress records are attested
     emitted = sha256(outputs[0].value)
-    head = {
-        "event_id": decision.event_id,
-        "stage": "screen",
-        "region": plan.region,
-        "dataset": plan.name,
-        "policy_hash": plan.policy_hash,
-        "source": _source(record),
-        "producer": decision.producer,
-        "decision": decision.outcome.value,
-        "reason": decision.reason,
-        "detail": decision.detail,
-        "findings": findings_of(decision),
-        "masking": masking_of(decision.masked),
-        "raw_sha256": sha256(record.value),
-        "emitted_sha256": emitted,
-    }
-    profiles = {e.topic: e for e in decision.egress}
-    destinations = []
-    for n, out in enumerate(outputs):
-        entry: dict[str, Any] = {"topic": out.topic, "sha256": emitted if n == 0 else sha256(out.value)}
-        egress = profiles.get(out.topic) if n else None
-        if egress is not None:
-            entry["profile"] = egress.profile
-            entry["masking"] = masking_of(egress.masked)
-        destinations.append(orjson.dumps(entry)[1:])
+    destinations = [orjson.dumps(_destination(decision, out, emitted if n == 0 else None))[1:]
+                    for n, out in enumerate(outputs)]
     return Prepared(decision.event_id, decision.outcome.value, decision.reason,
                     tuple(f.type for f in decision.findings), tuple(m.strategy for m in decision.masked),
                     [(o.topic, o.key, o.value, o.headers, sealable) for o in outputs],
-                    orjson.dumps(head)[:-1], destinations)
+                    orjson.dumps(_fragment_fields(decision, record, plan, emitted))[:-1], destinations)
 
 
 def outputs_of(prepared: Prepared, plan: DatasetPlan) -> list[Output]:
