@@ -3,6 +3,7 @@ exactly ``outputs_for`` + ``screen_fragment``: the same records, seals and prove
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import pickle
 
@@ -55,8 +56,10 @@ def _hashless(fragment: dict, outputs: list) -> dict:
 
 
 def _same(decision_of, record: RawRecord, plan, producer=None) -> None:  # noqa: ANN001
-    """Screen twice (``prepare`` and ``outputs_for`` may change the decision); compare both ways."""
-    reference, prepared_from = decision_of(), decision_of()
+    """Screen once and compare both ways on two copies of the decision (``prepare`` and
+    ``outputs_for`` may change it; a second screening could differ: the detection budget is time)."""
+    reference = decision_of()
+    prepared_from = copy.deepcopy(reference)
     reference.producer = prepared_from.producer = producer
     expected = outputs_for(reference, record, plan)
     prepared = pickle.loads(pickle.dumps(prepare(prepared_from, record, plan)))  # as it crosses the socket
