@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,11 @@ from schemas.decision import RawRecord
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 0.5
+# Batches fetched ahead and handed to the helpers while the batch in hand is sent. Two keep a
+# helper busy: the second waits in its socket while it screens the first, so it does not idle
+# while the worker's thread attaches seals and sends (one batch ahead left it idle ~20% of a
+# backlog; docs/benchmarks.md, session 10).
+LOOK_AHEAD = 2
 
 
 def raw_record(record: Any) -> RawRecord:
@@ -89,7 +95,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         self._generation = 0  # bumped on every revocation
         self._failures = 0  # batches in a row the broker failed (for the retry delay)
         self._lock = asyncio.Lock()  # held while a batch is processed and committed
-        self._ahead: Ahead | None = None  # the next batch, fetched and being screened by the helpers
+        self._ahead: deque[Ahead] = deque()  # the next batches, fetched and being screened by the helpers
         super().__init__(**kwargs)
 
     # --- rebalance ---------------------------------------------------------------------------
@@ -150,8 +156,9 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 await self._commit(consumer)
             self.consumer = None
             await consumer.stop()
-        if self._ahead is not None and self._ahead.screening is not None:
-            self._ahead.screening.cancel()
+        for ahead in self._ahead:
+            if ahead.screening is not None:
+                ahead.screening.cancel()
         self._drop_ahead()
         if self.ctx.screen_pool is not None:
             self.ctx.screen_pool.stop()
@@ -165,8 +172,8 @@ class ScreenStage(Service, ConsumerRebalanceListener):
             if consumer is None:
                 await self.sleep(0.1)
                 continue
-            if self._ahead is not None:  # fetched, and handed to the helpers, while the last batch was sent
-                ahead, self._ahead = self._ahead, None
+            if self._ahead:  # fetched, and handed to the helpers, while an earlier batch was sent
+                ahead = self._ahead.popleft()
             else:
                 try:
                     ahead = await self._fetch(consumer, within_ms)
@@ -206,31 +213,33 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         return [(self.plans[topic], records) for topic, records in by_topic.items()]
 
     async def _look_ahead(self) -> None:
-        """Fetch what the consumer already holds of the next batch and, when it is a backlog's
-        batch (half the batch size or more), start the helpers on it, so they screen it while this
-        worker sends the batch in hand (pipelining). Without helpers the next batch is fetched and
-        screened as usual, after this one."""
+        """Fetch what the consumer already holds of the next batches (up to ``LOOK_AHEAD``) and,
+        while each is a backlog's batch (half the batch size or more), start the helpers on it, so
+        they screen it while this worker sends the batch in hand (pipelining). A smaller batch ends
+        the look-ahead: it is screened as usual when its turn comes. Without helpers the next batch
+        is fetched and screened as usual, after this one."""
         pool, consumer = self.ctx.screen_pool, self.consumer
-        if pool is None or not pool.helpers or consumer is None or self._ahead is not None:
+        if pool is None or not pool.helpers or consumer is None:
             return
-        try:
-            fetched = await consumer.getmany(timeout_ms=0, max_records=self.ctx.settings.batch_size)
-        except (IllegalStateError, KafkaError):
-            return  # the loop's own fetch retries and logs
-        if not fetched:
-            return
-        if sum(len(records) for records in fetched.values()) < pool.min_batch:  # no backlog: screened as usual
-            self._ahead = Ahead(self._generation, fetched, received_at=now_iso())
-            return
-        groups = self._groups(fetched)
-        screening = asyncio.ensure_future(screen_ahead(self.ctx, groups))
-        screening.add_done_callback(_retrieved)
-        self._ahead = Ahead(self._generation, fetched, groups, screening, now_iso())
+        while len(self._ahead) < LOOK_AHEAD and (not self._ahead or self._ahead[-1].screening is not None):
+            try:
+                fetched = await consumer.getmany(timeout_ms=0, max_records=self.ctx.settings.batch_size)
+            except (IllegalStateError, KafkaError):
+                return  # the loop's own fetch retries and logs
+            if not fetched:
+                return
+            if sum(len(records) for records in fetched.values()) < pool.min_batch:  # no backlog: screened as usual
+                self._ahead.append(Ahead(self._generation, fetched, received_at=now_iso()))
+                return
+            groups = self._groups(fetched)
+            screening = asyncio.ensure_future(screen_ahead(self.ctx, groups))
+            screening.add_done_callback(_retrieved)
+            self._ahead.append(Ahead(self._generation, fetched, groups, screening, now_iso()))
 
     def _drop_ahead(self) -> None:
-        """Forget the batch fetched ahead: its records are fetched again from the committed offsets
-        (the helpers finish screening it; the result is not used)."""
-        self._ahead = None
+        """Forget the batches fetched ahead: their records are fetched again from the committed
+        offsets (the helpers finish screening them; the results are not used)."""
+        self._ahead.clear()
 
     async def _process(self, consumer: AIOKafkaConsumer, ahead: Ahead) -> None:
         fetched = ahead.fetched
@@ -295,7 +304,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         acknowledged intent, never sent twice. (Committing those batches instead would leave them
         outside the next intent, which ``forget`` starts afresh.)"""
         self.ctx.effects.forget()
-        later = self._ahead.fetched if self._ahead is not None else {}
+        later = {tp for ahead in self._ahead for tp in ahead.fetched}
         self._drop_ahead()
         for tp in {*fetched, *self._screened, *later}:
             if tp in consumer.assignment():

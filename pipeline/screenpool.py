@@ -33,6 +33,7 @@ import signal
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -125,13 +126,22 @@ class HelperLost(Exception):
 
 
 class Helper:
-    """One helper process and the worker's end of its socket."""
+    """One helper process and the worker's end of its socket.
+
+    Shares are pipelined: ``send`` writes a share and returns a future for its answer at once, so a
+    second share can wait in the socket while the helper screens the first (the helper never idles
+    while the worker is busy elsewhere). One reader task reads the answers in the order the shares
+    were sent and resolves their futures; when the socket fails, every waiting future fails."""
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.process: Any = None
         self.sock: socket.socket | None = None
         self.cost = 0.0  # moving average of the helper's seconds per record (0: not measured yet)
+        self._waiting: deque[asyncio.Future] = deque()  # answers due, in the order the shares were sent
+        self._reader: asyncio.Task | None = None
+        self._writing = asyncio.Lock()  # one frame at a time on the socket
+        self._failure: HelperLost | None = None
 
     async def start(self, loaded: Any, keys: Any, fault_spec: str | None, logs: tuple[str, str] | None) -> None:
         ours, theirs = socket.socketpair()
@@ -150,6 +160,7 @@ class Helper:
         hello = await asyncio.wait_for(self._frame(), START_TIMEOUT_S)
         if not (isinstance(hello, tuple) and hello[:1] == ("ready",)):
             raise HelperLost("the helper did not start")
+        self._reader = asyncio.ensure_future(self._read_answers())
 
     async def _read(self, size: int) -> memoryview:
         assert self.sock is not None
@@ -170,21 +181,54 @@ class Helper:
         except (ConnectionError, OSError) as exc:
             raise HelperLost(f"the helper's socket failed ({type(exc).__name__})") from None
 
-    async def send(self, items: list[tuple[str, tuple, Any]]) -> None:
-        """Send a share; returns once the helper has all of it (it reads as we write), so it
-        screens while the worker screens its own share."""
-        assert self.sock is not None
-        payload = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+    async def _read_answers(self) -> None:
+        """Resolve the waiting futures with the helper's answers, in order, until the socket fails."""
         try:
-            await asyncio.get_running_loop().sock_sendall(self.sock, _HEADER.pack(len(payload)) + payload)
-        except (ConnectionError, OSError) as exc:
-            raise HelperLost(f"the helper's socket failed ({type(exc).__name__})") from None
+            while True:
+                answer = await self._frame()
+                if not self._waiting:
+                    raise HelperLost("the helper answered what it was not sent")
+                waiter = self._waiting.popleft()
+                if not waiter.done():  # a caller that was cancelled no longer waits
+                    waiter.set_result(answer)
+        except HelperLost as exc:
+            self._fail(exc)
+        except (pickle.PickleError, EOFError, ValueError, TypeError, AttributeError):
+            self._fail(HelperLost("the helper answered out of protocol"))
+        except asyncio.CancelledError:
+            self._fail(HelperLost("the helper was stopped"))
+            raise
 
-    async def receive(self, count: int, deadline_s: float) -> list[tuple[Prepared, float]]:
-        """The prepared records of the last ``send`` with the seconds each one's screening took;
-        notes the helper's time per record (its own, not the time it waited to be read)."""
+    def _fail(self, exc: HelperLost) -> None:
+        self._failure = self._failure or exc
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(self._failure)
+                waiter.exception()  # retrieved: a caller that gave up must not make asyncio log it
+
+    async def send(self, items: list[tuple[str, tuple, Any]]) -> asyncio.Future:
+        """Send a share; returns, once the socket holds all of it, the future of its answer (see
+        ``receive``). Shares queue in the socket: the helper screens them one after another."""
+        if self.sock is None or self._failure is not None:
+            raise self._failure or HelperLost("the helper was stopped")
+        payload = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+        waiter = asyncio.get_running_loop().create_future()
+        async with self._writing:
+            self._waiting.append(waiter)  # before the frame: its answer may come back at once
+            try:
+                await asyncio.get_running_loop().sock_sendall(self.sock, _HEADER.pack(len(payload)) + payload)
+            except (ConnectionError, OSError) as exc:
+                self._fail(HelperLost(f"the helper's socket failed ({type(exc).__name__})"))
+                raise self._failure from None
+        return waiter
+
+    async def receive(self, waiter: asyncio.Future, count: int, deadline_s: float) -> list[tuple[Prepared, float]]:
+        """The prepared records of a share sent (``waiter`` is what ``send`` returned) with the
+        seconds each one's screening took; notes the helper's time per record (its own, not the
+        time the share waited behind another or to be read)."""
         try:
-            answer = await asyncio.wait_for(self._frame(), deadline_s)
+            answer = await asyncio.wait_for(asyncio.shield(waiter), deadline_s)
         except TimeoutError:
             raise HelperLost(f"the helper did not answer within {deadline_s:.0f}s") from None
         try:
@@ -198,7 +242,12 @@ class Helper:
 
     def stop(self, kill: bool = False) -> None:
         """Close the socket (the helper's loop ends at EOF) and reap the process; ``kill``: a lost
-        helper may be stuck mid-batch, so it is killed at once rather than waited for."""
+        helper may be stuck mid-batch, so it is killed at once rather than waited for. Shares still
+        waiting for an answer fail (their callers screen them in the worker)."""
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
+        self._fail(HelperLost("the helper was stopped"))
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -225,7 +274,6 @@ class ScreenPool:
         self._budget_s = budget_ms / 1000.0
         self._restart_at: float | None = None
         self._restarting: asyncio.Future | None = None
-        self._busy = asyncio.Lock()
 
     async def start(self) -> None:
         """Start every helper; one that does not start is logged and started again later (the
@@ -282,14 +330,9 @@ class ScreenPool:
         fault), records[i], plans[i])`` would give.
 
         ``helpers_only``: the helpers screen every record (the worker's thread has other work
-        meanwhile); the worker screens only what a lost helper leaves. One call at a time uses
-        the helpers' sockets (a call waits for the one before, even one whose result is dropped).
+        meanwhile); the worker screens only what a lost helper leaves. Calls may overlap: a share
+        sent while a helper screens another waits in its socket, and answers come back in order.
         """
-        async with self._busy:
-            return await self._screen(records, plans, fault, observe, helpers_only)
-
-    async def _screen(self, records: Sequence[RawRecord], plans: Sequence[Any], fault: FaultHook | None,
-                      observe: Any, helpers_only: bool) -> list[Prepared]:
         self._maybe_restart()
         prepared: list[Prepared | None] = [None] * len(records)
         producers: list[Any] = [None] * len(records)
@@ -302,7 +345,7 @@ class ScreenPool:
                 producers[i] = admitted
                 todo.append(i)
         shares = self.shares(len(todo), helpers_only)
-        sent: list[tuple[Helper, list[int]]] = []
+        sent: list[tuple[Helper, list[int], asyncio.Future]] = []
         start = 0
         for helper, share in list(zip(self.helpers, shares, strict=False)):
             if not share:
@@ -310,12 +353,12 @@ class ScreenPool:
             mine = todo[start:start + share]
             start += share
             try:
-                await helper.send([(plans[i].name, _fields(records[i]), producers[i]) for i in mine])
+                waiter = await helper.send([(plans[i].name, _fields(records[i]), producers[i]) for i in mine])
             except HelperLost as exc:
                 self._lose(helper, exc)
                 start -= share  # the worker screens these
                 continue
-            sent.append((helper, mine))
+            sent.append((helper, mine, waiter))
         own = todo[start:]
         began = time.perf_counter()
         for i in own:
@@ -323,9 +366,9 @@ class ScreenPool:
         if own:
             self.own_cost = _average(self.own_cost, (time.perf_counter() - began) / len(own))
         lost: list[int] = []
-        for helper, mine in sent:
+        for helper, mine, waiter in sent:
             try:
-                answers = await helper.receive(len(mine), self._deadline(len(mine)))
+                answers = await helper.receive(waiter, len(mine), self._deadline(len(mine)))
             except HelperLost as exc:
                 self._lose(helper, exc)
                 lost.extend(mine)
@@ -353,6 +396,8 @@ class ScreenPool:
         return 10.0 + count * self._budget_s
 
     def _lose(self, helper: Helper, exc: Exception) -> None:
+        if helper not in self.helpers:  # an overlapping call found it lost first
+            return
         log.error("screen helper %d lost (%s); its records are screened in the worker, a new helper "
                   "starts in %.0fs", helper.index, exc, RESTART_AFTER_S)
         helper.stop(kill=True)

@@ -55,3 +55,77 @@ def test_a_batch_fetched_before_a_rebalance_is_dropped() -> None:
         assert ahead.generation != stage._generation
 
     asyncio.run(run())
+
+
+def _records(first: int, count: int) -> list:
+    return [SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=o, key=None, value=b"{}", headers=(),
+                            timestamp=1) for o in range(first, first + count)]
+
+
+class _Backlog:
+    """A consumer holding ``sizes`` batches one after another; remembers the seeks."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.batches, offset = [], 0
+        for size in sizes:
+            self.batches.append({TP: _records(offset, size)})
+            offset += size
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict:  # noqa: ARG002
+        return self.batches.pop(0) if self.batches else {}
+
+    def assignment(self) -> set:
+        return {TP}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def _stage_with_helpers(consumer: _Backlog) -> tuple[ScreenStage, list[int]]:
+    """A stage whose pool records the size of each batch it is handed."""
+    handed: list[int] = []
+
+    async def screen(records, plans, fault, observe, helpers_only=False):  # noqa: ANN001, ANN202, ARG001
+        handed.append(len(records))
+        return []
+
+    pool = SimpleNamespace(helpers=[object()], min_batch=250, screen=screen)
+    ctx = SimpleNamespace(plans={"payments": SimpleNamespace(raw_topic=TP.topic)}, screen=None,
+                          effects=SimpleNamespace(forget=lambda: None), settings=SimpleNamespace(batch_size=500),
+                          screen_pool=pool, fault_hook=None,
+                          metrics=SimpleNamespace(screen_latency=SimpleNamespace(observe=lambda s: None)))
+    stage = ScreenStage(ctx)
+    stage.consumer = consumer
+    return stage, handed
+
+
+def test_a_backlog_is_handed_to_the_helpers_two_batches_ahead() -> None:
+    async def run() -> None:
+        from agents.screen import LOOK_AHEAD
+
+        stage, handed = _stage_with_helpers(_Backlog([500, 500, 500, 500]))
+        await stage._look_ahead()
+        assert len(stage._ahead) == LOOK_AHEAD == 2  # the second waits in the helper's socket
+        await asyncio.gather(*(a.screening for a in stage._ahead))
+        assert handed == [500, 500]
+        stage._ahead.popleft()  # the loop takes the next batch; one more is fetched behind the other
+        await stage._look_ahead()
+        assert [a.fetched[TP][0].offset for a in stage._ahead] == [500, 1000]
+
+    asyncio.run(run())
+
+
+def test_a_small_batch_ends_the_look_ahead_and_a_rewind_covers_every_batch_ahead() -> None:
+    async def run() -> None:
+        consumer = _Backlog([500, 100, 500])
+        stage, handed = _stage_with_helpers(consumer)
+        stage.committed[(TP.topic, TP.partition)] = 0
+        await stage._look_ahead()
+        # the small batch is kept to be screened as usual when its turn comes; nothing after it is fetched
+        assert [len(a.fetched[TP]) for a in stage._ahead] == [500, 100]
+        assert stage._ahead[1].screening is None and len(consumer.batches) == 1
+        stage._rewind(consumer, {})
+        assert not stage._ahead and consumer.seeks == [(TP, 0)]  # fetched again from the committed offset
+
+    asyncio.run(run())

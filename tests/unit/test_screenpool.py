@@ -169,6 +169,41 @@ async def test_a_helper_killed_mid_batch_costs_only_time(monkeypatch, caplog):
         pool.stop()
 
 
+async def test_overlapping_calls_queue_their_shares_and_get_their_own_answers():
+    """The screen stage fetches two batches ahead: both go to the helper at once, the second waits
+    in its socket, and each call gets its own records back."""
+    records, plans = _batch(300)
+    first, second = (records[:150], plans[:150]), (records[150:], plans[150:])
+    pool = await _pool()
+    try:
+        screened = await asyncio.gather(*(pool.screen(r, p, None, lambda s: None, helpers_only=True)
+                                          for r, p in (first, second, first)))
+        assert [_view(s) for s in screened] == [_local(*first), _local(*second), _local(*first)]
+        assert pool.helpers[0].cost > 0 and pool.own_cost == 0.0  # the helper screened all of it
+    finally:
+        pool.stop()
+
+
+async def test_a_helper_killed_with_shares_queued_costs_only_time(caplog):
+    records, plans = _batch(200)
+    first, second = (records[:100], plans[:100]), (records[100:], plans[100:])
+    pool = await _pool(faults="detection:delay:0.01")  # ~1 s a share: killed while both wait
+    try:
+        calls = [asyncio.ensure_future(pool.screen(r, p, None, lambda s: None, helpers_only=True))
+                 for r, p in (first, second)]
+        deadline = time.monotonic() + 30
+        while len(pool.helpers[0]._waiting) < 2:
+            assert time.monotonic() < deadline, "the shares were not sent"
+            await asyncio.sleep(0.01)
+        os.kill(pool.helpers[0].process.pid, signal.SIGKILL)
+        screened = await asyncio.gather(*calls)
+        # both shares screened again in the worker (with its own, absent, fault hook)
+        assert [_view(s) for s in screened] == [_local(*first), _local(*second)]
+        assert pool.helpers == [] and caplog.text.count("screen helper 0 lost") == 1
+    finally:
+        pool.stop()
+
+
 async def test_a_hung_helper_is_replaced_by_the_worker(monkeypatch):
     records, plans = _batch(200)
     pool = await _pool(faults="detection:delay:0.05")
