@@ -19,10 +19,10 @@ fetched under an earlier generation is dropped unprocessed: its records are fetc
 committed offset by whoever owns them now.
 
 With screen helpers (pipeline/screenpool.py), step 1 is pipelined: once a batch is screened and
-before it is sent, the records the consumer already holds are fetched as the next batch and handed
-to the helpers, which screen them while this batch waits for the broker. Nothing of the next batch
-is sent or committed before the batch in hand is done; a rewind or rebalance drops it, and its
-records are fetched again from the committed offsets.
+before it is sent, the records the consumer already holds are fetched as the next batches (up to
+``LOOK_AHEAD``) and handed to the helpers, which screen them while this batch waits for the broker.
+Nothing of a batch ahead is sent or committed before the batch in hand is done; a rewind or
+rebalance drops them all, and their records are fetched again from the committed offsets.
 
 It runs inside the Faust worker as a service: same process, producer, metrics, web and health.
 """

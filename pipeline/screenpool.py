@@ -12,6 +12,9 @@ worker, so a helper adds no state that a crash could lose.
 - Shares follow measured cost: each side's time per record is tracked (moving average) and the
   next batch is split so that all sides finish together; a busy machine shifts work back to the
   worker's thread by itself.
+- Shares queue: the screen stage hands the helpers the next two batches of a backlog while it sends
+  the one in hand, so a helper finishes one share and reads the next at once. Answers come back in
+  the order the shares were sent (one reader per helper resolves them).
 - Batches under half the batch size (a stream the worker keeps up with, the latency a user waits
   for) are screened in the worker only: a round trip to a helper costs more than it saves.
 - Producer identity is checked in the worker before a record goes to a helper (the worker
