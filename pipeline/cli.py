@@ -115,7 +115,7 @@ def bench_options(args: argparse.Namespace):  # noqa: ANN201 - pipeline.benchmar
 
     given = {"events": args.events, "latency_s": args.latency_seconds, "warmup_s": args.latency_warmup,
              "latency_rate": args.latency_rate, "workers": args.workers, "screen_processes": args.screen_processes,
-             "stages": tuple(args.stages.split(",")) if args.stages else None}
+             "stages": tuple(args.stages.split(",")) if args.stages else None, "rounds": args.rounds}
     options = Options(**{name: value for name, value in given.items() if value is not None})
     if args.compare is not None:
         options.compare = None if args.compare == "none" else _shape(args.compare)
@@ -228,6 +228,9 @@ def parser() -> argparse.ArgumentParser:
                     help=f"worker processes of the screening fleet (default {defaults.workers})")
     bn.add_argument("--screen-processes", type=int, choices=range(17), metavar="H",
                     help=f"screen helpers per worker of the screening fleet (default {defaults.screen_processes})")
+    bn.add_argument("--rounds", type=int, choices=range(1, 10), metavar="R",
+                    help=f"rounds of the Faust baselines and the screening fleet, each on fresh events; "
+                         f"figures are the rounds' medians (default {defaults.rounds})")
     bn.add_argument("--compare", metavar="WORKERS,HELPERS",
                     help=f"also run this fleet shape on its own copy of the events, latency at the same rate "
                          f"(default {compare}; none: skip)")

@@ -50,8 +50,10 @@ class WorkerEnv:
 class Passthrough(WorkerProcess):
     """One baseline of :mod:`pipeline.benchmark.passthrough` in a child process."""
 
-    def __init__(self, mode: str, bootstrap: str, sources: list[str], sink: str, run_dir: Path) -> None:
-        super().__init__(EXAMPLE_POLICY, bootstrap, run_dir / mode / "data", 0, run_dir / mode / "process.log")
+    def __init__(self, mode: str, bootstrap: str, sources: list[str], sink: str, run_dir: Path,
+                 name: str | None = None) -> None:
+        name = name or mode  # the process's directory and consumer group (one per round)
+        super().__init__(EXAMPLE_POLICY, bootstrap, run_dir / name / "data", 0, run_dir / name / "process.log")
         self.command = [sys.executable, "-m", "pipeline.benchmark.passthrough", mode, "--bootstrap", bootstrap,
-                        "--group", f"{run_dir.name}-{mode}", "--source", ",".join(sources), "--sink", sink,
+                        "--group", f"{run_dir.name}-{name}", "--source", ",".join(sources), "--sink", sink,
                         "--data-dir", str(self.data_dir)]

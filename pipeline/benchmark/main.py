@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -69,7 +70,8 @@ def run_bench(options: stages.Options, json_path: Path | None, home: Path, recov
 async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.Options,
                    recovery_entries: int) -> dict[str, object]:
     loaded = region_policy(run_dir, region)
-    sinks = [f"{region}.bench.{mode}" for mode in stages.PASSTHROUGHS]
+    rounds = max(1, options.rounds)
+    sinks = [stages.sink_of(region, mode, r) for mode in stages.PASSTHROUGHS for r in range(1, rounds + 1)]
     await stages.provision(bootstrap, loaded, sinks)
     async with Offsets(bootstrap) as offsets:
         run = stages.Run(bootstrap, run_dir, loaded, offsets, say, options)
@@ -77,28 +79,62 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
         result["event_bytes_avg"] = round(await stages.produce_events(run, region, options.events))
         rss: dict[str, float] = {}
         cpu: dict[str, dict[str, int]] = {}  # CPU us per event of each stage's process and of the broker
-        for mode, key in stages.PASSTHROUGHS.items():
-            if mode in options.stages:
-                window, rss[mode], cpu[mode] = await stages.passthrough_stage(run, mode)
-                result[key] = round(window.eps)
+        if "raw" in options.stages:  # far from every target, and 2 s long: once
+            window, rss["raw"], cpu["raw"] = await stages.passthrough_stage(run, "raw")
+            result["raw_eps"] = round(window.eps)
+        per_round: list[dict[str, float]] = []
+        screen: dict[str, object] = {}
+        for r in range(1, rounds + 1):
+            if rounds > 1:
+                say(f"round {r} of {rounds}")
+            figures: dict[str, float] = {}
+            for mode in ("faust", "faust-tuned"):
+                if mode in options.stages:
+                    window, peak, mode_cpu = await stages.passthrough_stage(run, mode, r)
+                    figures[stages.PASSTHROUGHS[mode]] = window.eps
+                    rss[mode] = max(rss.get(mode, 0.0), peak)
+                    cpu.setdefault(mode, mode_cpu)
+            if "screen" in options.stages:
+                last = r == rounds
+                earlier = [f["screen_eps"] for f in per_round]
+                screen = await stages.screen_stage(
+                    run, loaded if r == 1 else await stages.copy_region(run, f"r{r}"),
+                    "screen" if rounds == 1 else f"screen-r{r}",
+                    (lambda eps, earlier=earlier: statistics.median([*earlier, eps]) / 2) if last else None)
+                figures["screen_eps"] = screen["window"].eps
+                figures["screen_outcomes_eps"] = screen["outcomes_eps"]
+                figures["rss_mb"] = screen["rss_mb"]
+                cpu.setdefault("screen", screen["cpu"])
+            per_round.append(figures)
+        result.update(_medians(per_round, ("faust_eps", "faust_tuned_eps")))
         if "screen" in options.stages:
-            screen = await stages.screen_stage(run)
-            result["screen_eps"] = round(screen["window"].eps)
-            for mode, key in stages.PASSTHROUGHS.items():
-                if key in result:
-                    ratio_key = {"raw": "screen_over_raw", "faust": "screen_over_faust",
-                                 "faust-tuned": "screen_over_tuned"}[mode]
-                    result[ratio_key] = round(screen["window"].eps / result[key], 3)
-            result.update({k: screen[k] for k in ("p50_ms", "p99_ms", "rss_mb")})
+            result["screen_eps"] = round(statistics.median(f["screen_eps"] for f in per_round))
+            ratios = {"raw_eps": "screen_over_raw", "faust_eps": "screen_over_faust",
+                      "faust_tuned_eps": "screen_over_tuned"}
+            for key, ratio_key in ratios.items():
+                if key == "raw_eps" and key in result:
+                    result[ratio_key] = round(result["screen_eps"] / result[key], 3)
+                elif key in per_round[0]:  # each round's own ratio: its stages ran close together
+                    result[ratio_key] = round(statistics.median(f["screen_eps"] / f[key] for f in per_round), 3)
+            result.update({k: screen[k] for k in ("p50_ms", "p99_ms")})
+            result["rss_mb"] = max(f["rss_mb"] for f in per_round)
             result["fleet"] = {"workers": options.workers, "screen_processes": options.screen_processes,
                                "rss_mb_each": screen["rss_mb_each"]}
-            result["screen_outcomes_eps"] = round(screen["outcomes_eps"])
-            result["screen_cpu_us_per_event"] = screen["cpu_us_per_event"]
-            cpu["screen"] = screen["cpu"]
+            result["screen_outcomes_eps"] = round(statistics.median(f["screen_outcomes_eps"] for f in per_round))
+            result["screen_cpu_us_per_event"] = cpu["screen"].get("process", 0)
             result["latency"] = {k: screen[k] for k in
                                  ("latency_rate_eps", "latency_events", "latency_cleared", "latency_max_ms",
                                   "latency_warmup_s", "p99_ms_with_warmup", "latency_by_second")}
             result["latency"].update(screen["loop_lag"])
+        if rounds > 1:
+            result["rounds"] = [{k: (round(v, 1) if k == "rss_mb" else round(v)) for k, v in f.items()}
+                                | {r: round(f["screen_eps"] / f[k], 3) for k, r in
+                                   (("faust_eps", "screen_over_faust"), ("faust_tuned_eps", "screen_over_tuned"))
+                                   if k in f and "screen_eps" in f}
+                                for f in per_round]
+            say("rounds (events/s): " + "; ".join(
+                ", ".join(f"{k.removesuffix('_eps')} {v:,.0f}" for k, v in f.items() if k.endswith("_eps"))
+                for f in per_round))
         result["passthrough_rss_mb"] = rss
         result["cpu_us_per_event"] = cpu
         if "screen" in options.stages and options.compare is not None:
@@ -117,6 +153,11 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
 
             result["recovery"] = await recovery_stage(run, recovery_entries)
     return result
+
+
+def _medians(per_round: list[dict[str, float]], keys: tuple[str, ...]) -> dict[str, int]:
+    """Each of ``keys`` that the rounds measured: the median over the rounds."""
+    return {k: round(statistics.median(f[k] for f in per_round)) for k in keys if k in per_round[0]}
 
 
 def default_home() -> Path:

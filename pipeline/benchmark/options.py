@@ -26,5 +26,10 @@ class Options:
     # was higher (docs/benchmarks.md, session 9): the report shows both.
     compare: tuple[int, int] | None = (2, 0)
     stages: tuple[str, ...] = ("raw", "faust", "faust-tuned", "screen")
+    # Rounds of (b), (c) and (d), one after another; the figures are medians, each ratio the median
+    # of the rounds' own ratios. On the shared 2-core machine the same single-core loop ran at two
+    # speeds 2x apart for stretches of seconds to minutes (docs/benchmarks.md, session 10), so one
+    # stage could run slow and the next fast: a ratio from a single pass moved by +-25%.
+    rounds: int = 3
     seed: int = 7
     stage_timeout_s: float = 900.0

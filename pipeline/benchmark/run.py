@@ -91,9 +91,15 @@ async def produce_events(run: Run, region: str, count: int) -> float:
     return sizes[0] / max(1, sizes[1])
 
 
-async def passthrough_stage(run: Run, mode: str) -> tuple[Window, float, dict[str, int]]:
-    sink = f"{run.names.region}.bench.{mode}"
-    proc = Passthrough(mode, run.bootstrap, run.raw_topics, sink, run.run_dir).start()
+def sink_of(region: str, mode: str, round_: int = 1) -> str:
+    """The topic a baseline copies to in one round (each round reads every event again)."""
+    return f"{region}.bench.{mode}" + (f".r{round_}" if round_ > 1 else "")
+
+
+async def passthrough_stage(run: Run, mode: str, round_: int = 1) -> tuple[Window, float, dict[str, int]]:
+    sink = sink_of(run.names.region, mode, round_)
+    name = mode if round_ == 1 else f"{mode}-r{round_}"
+    proc = Passthrough(mode, run.bootstrap, run.raw_topics, sink, run.run_dir, name).start()
     try:
         with PeakRss(proc.proc.pid) as rss:
             cpu = CpuMeter(proc.proc.pid, listening_pid(run.bootstrap))
@@ -107,7 +113,7 @@ async def passthrough_stage(run: Run, mode: str) -> tuple[Window, float, dict[st
     finally:
         proc.stop()
     cpu_us = cpu.us_per_event(run.options.events)
-    run.say(f"{mode}: {window.eps:,.0f} events/s over {(window.last_ms - window.first_ms) / 1000:.1f}s, "
+    run.say(f"{name}: {window.eps:,.0f} events/s over {(window.last_ms - window.first_ms) / 1000:.1f}s, "
             f"peak RSS {rss.peak_mb:.0f} MB, CPU us/event {cpu_us}")
     return window, rss.peak_mb, cpu_us
 
@@ -169,30 +175,46 @@ async def _throughput(run: Run, loaded: LoadedPolicy, fleet: list, label: str) -
             "cpu": cpu_us}
 
 
-async def screen_stage(run: Run) -> dict[str, object]:
-    """(d): the fleet of ``Options.workers`` workers through the run's events, then the latency run."""
-    options = run.options
-    run.say(f"screen: {shape(options.workers, options.screen_processes)}")
-    fleet = _fleet(run, run.loaded, options.workers, options.screen_processes, "screen")
+async def screen_stage(run: Run, loaded: LoadedPolicy | None = None, label: str = "screen",
+                       latency_rate: Callable[[float], float] | None = None) -> dict[str, object]:
+    """(d): the fleet of ``Options.workers`` workers through the events of ``loaded``'s raw topics
+    (the run's by default); then, when ``latency_rate`` is given, the latency run at the rate it
+    returns for the measured events/s."""
+    options, loaded = run.options, loaded or run.loaded
+    run.say(f"{label}: {shape(options.workers, options.screen_processes)}")
+    fleet = _fleet(run, loaded, options.workers, options.screen_processes, label)
+    latency: dict[str, object] = {}
+    loop_lag: dict[str, object] = {}
     try:
         with contextlib.ExitStack() as stack:
             rss = [stack.enter_context(PeakRss(w.proc.pid)) for w in fleet]
-            measured = await _throughput(run, run.loaded, fleet, "screen")
-            run.say(f"screen: RSS so far {' / '.join(f'{r.peak_mb:.0f}' for r in rss)} MB")
-            lag_before = await _loop_lag(fleet)
-            rate = options.latency_rate or measured["window"].eps / 2
-            latency = await latency_stage(run, rate, lambda: all(w.alive for w in fleet))
-            loop_lag = loop_lag_summary(lag_before, await _loop_lag(fleet))
-            if loop_lag:
-                run.say(f"latency: the workers' event loops were held > 100 ms {loop_lag['loop_lag_over_100ms']} "
-                        f"and > 250 ms {loop_lag['loop_lag_over_250ms']} times in {loop_lag['loop_lag_wakeups']:,} "
-                        "wake-ups of their 100 ms timers")
+            measured = await _throughput(run, loaded, fleet, label)
+            run.say(f"{label}: RSS so far {' / '.join(f'{r.peak_mb:.0f}' for r in rss)} MB")
+            if latency_rate is not None:
+                lag_before = await _loop_lag(fleet)
+                rate = options.latency_rate or latency_rate(measured["window"].eps)
+                latency = await latency_stage(run, rate, lambda: all(w.alive for w in fleet), loaded,
+                                              "half the median measured rate")
+                loop_lag = loop_lag_summary(lag_before, await _loop_lag(fleet))
+                if loop_lag:
+                    run.say(f"latency: the workers' event loops were held > 100 ms "
+                            f"{loop_lag['loop_lag_over_100ms']} and > 250 ms {loop_lag['loop_lag_over_250ms']} "
+                            f"times in {loop_lag['loop_lag_wakeups']:,} wake-ups of their 100 ms timers")
     finally:
         for w in fleet:
             w.stop()
     peaks = [r.peak_mb for r in rss]
-    run.say(f"screen worker peak RSS {' / '.join(f'{p:.0f}' for p in peaks)} MB (each with its children)")
+    run.say(f"{label} worker peak RSS {' / '.join(f'{p:.0f}' for p in peaks)} MB (each with its children)")
     return {**measured, "rss_mb": max(peaks), "rss_mb_each": peaks, "loop_lag": loop_lag, **latency}
+
+
+async def copy_region(run: Run, suffix: str) -> LoadedPolicy:
+    """A second region of the run's policy (``<region>-<suffix>``), its topics, and a copy of the
+    run's events on its raw topics: another fleet screens them from the start."""
+    loaded = region_policy(run.run_dir, f"{run.loaded.policy.region}-{suffix}")
+    await provision(run.bootstrap, loaded, [])
+    await produce_events(run, loaded.policy.region, run.options.events)
+    return loaded
 
 
 async def _loop_lag(fleet: list) -> dict[float, float]:
@@ -314,10 +336,7 @@ async def _read_since(bootstrap: str, since: dict[TopicPartition, int], topics: 
 async def compare_stage(run: Run, workers: int, helpers: int, latency_rate: float) -> dict[str, object]:
     """Another fleet shape through the same events, copied to a second region's topics; then its
     latency at ``latency_rate`` (the rate of (d)'s latency run, so the two compare)."""
-    region = f"{run.loaded.policy.region}-cmp"
-    loaded = region_policy(run.run_dir, region)
-    await provision(run.bootstrap, loaded, [])
-    await produce_events(run, region, run.options.events)
+    loaded = await copy_region(run, "cmp")
     run.say(f"compare: {shape(workers, helpers)}")
     fleet = _fleet(run, loaded, workers, helpers, "compare")
     try:

@@ -18,9 +18,9 @@ def test_no_flag_gives_the_options_defaults() -> None:
 
 def test_flags_override_their_defaults_only() -> None:
     options = _options("--events", "5000", "--workers", "2", "--screen-processes", "0", "--compare", "1,1",
-                       "--stages", "raw,screen", "--latency-warmup", "0")
+                       "--stages", "raw,screen", "--latency-warmup", "0", "--rounds", "1")
     assert (options.events, options.workers, options.screen_processes, options.compare) == (5000, 2, 0, (1, 1))
-    assert options.stages == ("raw", "screen") and options.warmup_s == 0
+    assert options.stages == ("raw", "screen") and options.warmup_s == 0 and options.rounds == 1
     assert options.latency_s == Options().latency_s
 
 
