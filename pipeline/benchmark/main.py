@@ -106,35 +106,19 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
                 figures["rss_mb"] = screen["rss_mb"]
                 cpu.setdefault("screen", screen["cpu"])
             per_round.append(figures)
-        result.update(_medians(per_round, ("faust_eps", "faust_tuned_eps")))
+        result.update(summarize_rounds(per_round, result.get("raw_eps")))
         if "screen" in options.stages:
-            result["screen_eps"] = round(statistics.median(f["screen_eps"] for f in per_round))
-            ratios = {"raw_eps": "screen_over_raw", "faust_eps": "screen_over_faust",
-                      "faust_tuned_eps": "screen_over_tuned"}
-            for key, ratio_key in ratios.items():
-                if key == "raw_eps" and key in result:
-                    result[ratio_key] = round(result["screen_eps"] / result[key], 3)
-                elif key in per_round[0]:  # each round's own ratio: its stages ran close together
-                    result[ratio_key] = round(statistics.median(f["screen_eps"] / f[key] for f in per_round), 3)
             result.update({k: screen[k] for k in ("p50_ms", "p99_ms")})
-            result["rss_mb"] = max(f["rss_mb"] for f in per_round)
             result["fleet"] = {"workers": options.workers, "screen_processes": options.screen_processes,
                                "rss_mb_each": screen["rss_mb_each"]}
-            result["screen_outcomes_eps"] = round(statistics.median(f["screen_outcomes_eps"] for f in per_round))
             result["screen_cpu_us_per_event"] = cpu["screen"].get("process", 0)
             result["latency"] = {k: screen[k] for k in
                                  ("latency_rate_eps", "latency_events", "latency_cleared", "latency_max_ms",
                                   "latency_warmup_s", "p99_ms_with_warmup", "latency_by_second")}
             result["latency"].update(screen["loop_lag"])
         if rounds > 1:
-            result["rounds"] = [{k: (round(v, 1) if k == "rss_mb" else round(v)) for k, v in f.items()}
-                                | {r: round(f["screen_eps"] / f[k], 3) for k, r in
-                                   (("faust_eps", "screen_over_faust"), ("faust_tuned_eps", "screen_over_tuned"))
-                                   if k in f and "screen_eps" in f}
-                                for f in per_round]
-            say("rounds (events/s): " + "; ".join(
-                ", ".join(f"{k.removesuffix('_eps')} {v:,.0f}" for k, v in f.items() if k.endswith("_eps"))
-                for f in per_round))
+            say("rounds: " + "; ".join(", ".join(f"{k} {v:,}" for k, v in f.items() if k != "rss_mb")
+                                       for f in result["rounds"]))
         result["passthrough_rss_mb"] = rss
         result["cpu_us_per_event"] = cpu
         if "screen" in options.stages and options.compare is not None:
@@ -155,9 +139,31 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
     return result
 
 
-def _medians(per_round: list[dict[str, float]], keys: tuple[str, ...]) -> dict[str, int]:
-    """Each of ``keys`` that the rounds measured: the median over the rounds."""
-    return {k: round(statistics.median(f[k] for f in per_round)) for k in keys if k in per_round[0]}
+RATIOS = {"faust_eps": "screen_over_faust", "faust_tuned_eps": "screen_over_tuned"}
+
+
+def summarize_rounds(per_round: list[dict[str, float]], raw_eps: float | None = None) -> dict[str, object]:
+    """The report's figures from the rounds' (each a dict of ``faust_eps``, ``faust_tuned_eps``,
+    ``screen_eps``, ``screen_outcomes_eps``, ``rss_mb``, as measured): each rate the median over
+    the rounds, each ratio the median of the rounds' own ratios (a round's stages ran minutes
+    apart at most, so its ratio is the one least moved by the machine's speed), ``rss_mb`` the
+    largest, and ``rounds`` with every round's figures and ratios."""
+    measured = per_round[0].keys()
+    out: dict[str, object] = {k: round(statistics.median(f[k] for f in per_round))
+                              for k in ("faust_eps", "faust_tuned_eps", "screen_eps", "screen_outcomes_eps")
+                              if k in measured}
+    rows = [{k: (round(v, 1) if k == "rss_mb" else round(v)) for k, v in f.items()} for f in per_round]
+    if "screen_eps" in measured:
+        if raw_eps:
+            out["screen_over_raw"] = round(out["screen_eps"] / raw_eps, 3)
+        for key, ratio in RATIOS.items():
+            if key in measured:
+                out[ratio] = round(statistics.median(f["screen_eps"] / f[key] for f in per_round), 3)
+                for row, f in zip(rows, per_round, strict=True):
+                    row[ratio] = round(f["screen_eps"] / f[key], 3)
+        out["rss_mb"] = round(max(f["rss_mb"] for f in per_round), 1)
+    out["rounds"] = rows
+    return out
 
 
 def default_home() -> Path:

@@ -21,10 +21,11 @@ class Options:
     workers: int = 1
     screen_processes: int = 1
     # Also run this other fleet shape (workers, helpers) on its own copy of the events, its latency
-    # at the same rate as (d)'s; None: not run. On 2 cores two workers without helpers moved more
-    # events/s than one worker with a helper under a backlog, but their p99 at the same steady rate
-    # was higher (docs/benchmarks.md, session 9): the report shows both.
-    compare: tuple[int, int] | None = (2, 0)
+    # at the same rate as (d)'s; None: not run (the default since session 10: with three rounds a
+    # run takes ~6 min, and the comparison ~1.5 min more). On 2 cores two workers without helpers
+    # moved more events/s than one worker with a helper under a backlog, but at half their own peak
+    # the box was saturated and p99 was 354-576 ms (docs/benchmarks.md, sessions 9 and 10).
+    compare: tuple[int, int] | None = None
     stages: tuple[str, ...] = ("raw", "faust", "faust-tuned", "screen")
     # Rounds of (b), (c) and (d), one after another; the figures are medians, each ratio the median
     # of the rounds' own ratios. On the shared 2-core machine the same single-core loop ran at two

@@ -30,3 +30,30 @@ def test_compare_none_skips_it_and_a_bad_shape_is_refused() -> None:
         _options("--compare", "2x")
     with pytest.raises(SystemExit, match="1-8 workers"):
         _options("--compare", "0,1")
+
+
+def test_rounds_give_medians_and_the_median_of_each_rounds_own_ratio() -> None:
+    from pipeline.benchmark.main import summarize_rounds
+
+    rounds = [  # a slow round, a fast round, a round where only the screen stage ran slow
+        {"faust_eps": 1000.0, "faust_tuned_eps": 2000.0, "screen_eps": 1400.0, "screen_outcomes_eps": 1500.0,
+         "rss_mb": 350.04},
+        {"faust_eps": 2000.0, "faust_tuned_eps": 4000.0, "screen_eps": 3200.0, "screen_outcomes_eps": 3300.0,
+         "rss_mb": 380.0},
+        {"faust_eps": 2000.0, "faust_tuned_eps": 4000.0, "screen_eps": 2000.0, "screen_outcomes_eps": 2100.0,
+         "rss_mb": 360.0},
+    ]
+    out = summarize_rounds(rounds, raw_eps=20000.0)
+    assert (out["faust_eps"], out["faust_tuned_eps"], out["screen_eps"]) == (2000, 4000, 2000)
+    assert out["screen_over_faust"] == 1.4  # median of 1.4, 1.6 and 1.0 (the ratio of medians is 1.0)
+    assert out["screen_over_tuned"] == 0.7 and out["screen_over_raw"] == 0.1
+    assert out["screen_outcomes_eps"] == 2100 and out["rss_mb"] == 380.0
+    assert [r["screen_over_faust"] for r in out["rounds"]] == [1.4, 1.6, 1.0]
+    assert out["rounds"][0]["rss_mb"] == 350.0
+
+
+def test_baselines_alone_give_no_ratio() -> None:
+    from pipeline.benchmark.main import summarize_rounds
+
+    out = summarize_rounds([{"faust_eps": 1000.0}, {"faust_eps": 3000.0}])
+    assert out == {"faust_eps": 2000, "rounds": [{"faust_eps": 1000}, {"faust_eps": 3000}]}
