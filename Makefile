@@ -36,7 +36,7 @@ faults: $(STAMP)
 	$(BIN)/python -m pytest tests/faults
 
 # Raw aiokafka, naive and tuned Faust, and the screening topology on one broker (docs/benchmarks.md).
-# 50,000 events per stage keeps it under 10 minutes on 2 cores; 200,000 take about 12.
+# 50,000 events per stage, three rounds of the Faust baselines and the screen stage: ~7 minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/residency bench --events 50000 --json bench.json
 
