@@ -17,11 +17,13 @@ PROVENANCE = "provenance"
 # RocksDB memory per table partition. Faust's defaults are sized for a dedicated machine: 64 MB
 # memtables (up to 3 of them) and a 2 GB block cache *per partition's database*, so a worker's RSS
 # grew with every entry written until a memtable filled (~90 MB more after 50,000 events in
-# residency bench) and could reach gigabytes. Here a partition holds at most 2 x 8 MB of memtables
+# residency bench) and could reach gigabytes. Here a partition holds at most 2 x 4 MB of memtables
 # and a 16 MB block cache: reads are of recent keys (folding a fragment into its event's record),
-# which the memtables serve.
+# which the memtables and the block cache serve. 4 MB rather than 8 since session 10: the worker's
+# peak RSS with its helper fell from 385-386 to 364-370 MB in residency bench, events/s unchanged
+# within the noise (docs/benchmarks.md).
 ROCKSDB_OPTIONS = {
-    "write_buffer_size": 8 * 2**20,
+    "write_buffer_size": 4 * 2**20,
     "max_write_buffer_number": 2,
     "block_cache_size": 16 * 2**20,
 }
