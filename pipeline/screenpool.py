@@ -141,7 +141,8 @@ class Helper:
         self.process: Any = None
         self.sock: socket.socket | None = None
         self.cost = 0.0  # moving average of the helper's seconds per record (0: not measured yet)
-        self._waiting: deque[asyncio.Future] = deque()  # answers due, in the order the shares were sent
+        # answers due, in the order the shares were sent, with each share's record count
+        self._waiting: deque[tuple[asyncio.Future, int]] = deque()
         self._reader: asyncio.Task | None = None
         self._writing = asyncio.Lock()  # one frame at a time on the socket
         self._failure: HelperLost | None = None
@@ -191,7 +192,7 @@ class Helper:
                 answer = await self._frame()
                 if not self._waiting:
                     raise HelperLost("the helper answered what it was not sent")
-                waiter = self._waiting.popleft()
+                waiter, _ = self._waiting.popleft()
                 if not waiter.done():  # a caller that was cancelled no longer waits
                     waiter.set_result(answer)
         except HelperLost as exc:
@@ -205,26 +206,30 @@ class Helper:
     def _fail(self, exc: HelperLost) -> None:
         self._failure = self._failure or exc
         while self._waiting:
-            waiter = self._waiting.popleft()
+            waiter, _ = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(self._failure)
                 waiter.exception()  # retrieved: a caller that gave up must not make asyncio log it
 
-    async def send(self, items: list[tuple[str, tuple, Any]]) -> asyncio.Future:
+    async def send(self, items: list[tuple[str, tuple, Any]]) -> tuple[asyncio.Future, int]:
         """Send a share; returns, once the socket holds all of it, the future of its answer (see
-        ``receive``). Shares queue in the socket: the helper screens them one after another."""
+        ``receive``) and the records the helper has to screen before it can answer: the shares
+        queued ahead of this one and this one (its deadline counts them all). Shares queue in the
+        socket: the helper screens them one after another."""
         if self.sock is None or self._failure is not None:
             raise self._failure or HelperLost("the helper was stopped")
         payload = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         async with self._writing:
-            self._waiting.append(waiter)  # before the frame: its answer may come back at once
+            queued = sum(count for _, count in self._waiting) + len(items)
+            self._waiting.append((waiter, len(items)))  # before the frame: its answer may come back at once
             try:
-                await asyncio.get_running_loop().sock_sendall(self.sock, _HEADER.pack(len(payload)) + payload)
+                await loop.sock_sendall(self.sock, _HEADER.pack(len(payload)) + payload)
             except (ConnectionError, OSError) as exc:
                 self._fail(HelperLost(f"the helper's socket failed ({type(exc).__name__})"))
                 raise self._failure from None
-        return waiter
+        return waiter, queued
 
     async def receive(self, waiter: asyncio.Future, count: int, deadline_s: float) -> list[tuple[Prepared, float]]:
         """The prepared records of a share sent (``waiter`` is what ``send`` returned) with the
@@ -348,7 +353,7 @@ class ScreenPool:
                 producers[i] = admitted
                 todo.append(i)
         shares = self.shares(len(todo), helpers_only)
-        sent: list[tuple[Helper, list[int], asyncio.Future]] = []
+        sent: list[tuple[Helper, list[int], asyncio.Future, int]] = []
         start = 0
         for helper, share in list(zip(self.helpers, shares, strict=False)):
             if not share:
@@ -356,12 +361,12 @@ class ScreenPool:
             mine = todo[start:start + share]
             start += share
             try:
-                waiter = await helper.send([(plans[i].name, _fields(records[i]), producers[i]) for i in mine])
+                waiter, queued = await helper.send([(plans[i].name, _fields(records[i]), producers[i]) for i in mine])
             except HelperLost as exc:
                 self._lose(helper, exc)
                 start -= share  # the worker screens these
                 continue
-            sent.append((helper, mine, waiter))
+            sent.append((helper, mine, waiter, queued))
         own = todo[start:]
         began = time.perf_counter()
         for i in own:
@@ -369,9 +374,9 @@ class ScreenPool:
         if own:
             self.own_cost = _average(self.own_cost, (time.perf_counter() - began) / len(own))
         lost: list[int] = []
-        for helper, mine, waiter in sent:
-            try:
-                answers = await helper.receive(waiter, len(mine), self._deadline(len(mine)))
+        for helper, mine, waiter, queued in sent:
+            try:  # a share queued behind another waits for it too: its deadline covers both
+                answers = await helper.receive(waiter, len(mine), self._deadline(queued))
             except HelperLost as exc:
                 self._lose(helper, exc)
                 lost.extend(mine)

@@ -184,6 +184,25 @@ async def test_overlapping_calls_queue_their_shares_and_get_their_own_answers():
         pool.stop()
 
 
+async def test_a_queued_share_has_time_for_the_share_ahead_of_it(monkeypatch):
+    """A share waiting behind another is answered after both are screened: its deadline counts the
+    records of both, or a healthy helper behind a slow share would be taken for hung."""
+    records, plans = _batch(200)
+    pool = await _pool()
+    deadlines: list[int] = []
+    deadline = pool._deadline
+    monkeypatch.setattr(pool, "_deadline", lambda count: deadlines.append(count) or deadline(count))
+    try:
+        first, second = (records[:120], plans[:120]), (records[120:], plans[120:])
+        screened = await asyncio.gather(*(pool.screen(r, p, None, lambda s: None, helpers_only=True)
+                                          for r, p in (first, second)))
+        assert [_view(s) for s in screened] == [_local(*first), _local(*second)]
+        # the second share's deadline covers the first's 120 records too
+        assert sorted(deadlines) == [120, len(records)]
+    finally:
+        pool.stop()
+
+
 async def test_a_helper_killed_with_shares_queued_costs_only_time(caplog):
     records, plans = _batch(200)
     first, second = (records[:100], plans[:100]), (records[100:], plans[100:])
