@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from pipeline import broker
+from pipeline import broker, interrupts
 from pipeline.admin import apply_topics
 from pipeline.audit import generate_signing_key, load_public_keys, load_signing_key, verify
 from pipeline.auditcli import read_trail
@@ -49,6 +48,7 @@ def _bar(label: str) -> callable:
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
+        interrupts.check()
         now = time.monotonic()
         if now - last[0] > 1.0 or (total and done >= total):
             last[0] = now
@@ -71,10 +71,7 @@ def write_demo_keys(path: Path) -> None:
 
 def run_demo(events: int, home: Path, port: int = 0, serve: bool = False) -> int:
     """Run the demo; returns the exit code (0 when every event has its expected outcome and nothing leaked)."""
-    # Ctrl-C and SIGTERM both stop the demo and everything it started, even where the demo was
-    # launched with SIGINT ignored (a background job of a non-interactive shell inherits that).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupts.install()  # Ctrl-C and SIGTERM both stop the demo and everything it started
     home.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="demo-", dir=home))
     loaded = load_policy(EXAMPLE_POLICY)
@@ -114,6 +111,7 @@ def run_demo(events: int, home: Path, port: int = 0, serve: bool = False) -> int
             say(f"console: {url}/console/  (a token: residency idp token --dir {idp.dir} --sub you "
                 f"--groups payments-approvers); Ctrl-C stops everything")
             while worker.alive:
+                interrupts.check()
                 time.sleep(1)
         if code == 0:
             keep_dir = False
@@ -178,6 +176,7 @@ def _verify_audit(bootstrap: str, loaded, public_pem: str, events: int) -> bool:
         report = verify(records, checkpoints, keys)
         if not report.ok or report.counts.event_ids >= events or time.monotonic() > deadline:
             break
+        interrupts.check()
         time.sleep(0.5)
     say(f"audit trail: {report.summary()}")
     return report.ok and report.counts.event_ids >= events

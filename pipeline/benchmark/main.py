@@ -7,7 +7,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import tempfile
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from pipeline import broker
+from pipeline import broker, interrupts
 from pipeline.benchmark import run as stages
 from pipeline.benchmark.fleet import region_policy
 from pipeline.benchmark.measure import Offsets, machine, versions
@@ -25,9 +24,14 @@ def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def _stage_say(message: str) -> None:
+    """The stages' progress: also where an interrupt lost on its way in is raised again."""
+    interrupts.check()
+    say(message)
+
+
 def run_bench(options: stages.Options, json_path: Path | None, home: Path, recovery_entries: int = 0) -> int:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupts.install()
     home.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=home))
     started = time.monotonic()
@@ -74,7 +78,7 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
     sinks = [stages.sink_of(region, mode, r) for mode in stages.PASSTHROUGHS for r in range(1, rounds + 1)]
     await stages.provision(bootstrap, loaded, sinks)
     async with Offsets(bootstrap) as offsets:
-        run = stages.Run(bootstrap, run_dir, loaded, offsets, say, options)
+        run = stages.Run(bootstrap, run_dir, loaded, offsets, _stage_say, options)
         result: dict[str, object] = {"events": options.events}
         result["event_bytes_avg"] = round(await stages.produce_events(run, region, options.events))
         rss: dict[str, float] = {}
