@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import ahocorasick
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from pipeline.generator import GeneratedEvent
@@ -103,17 +104,47 @@ def _note(found: Outcomes, outcome: str, msg: object) -> None:
 
 
 def leaked(outcomes: Outcomes, events: Iterable[GeneratedEvent]) -> list[tuple[str, str]]:
-    """(event id, kind of secret) for every raw secret found anywhere in a cleared record."""
+    """(event id, kind of secret) for every raw secret found anywhere in a cleared record.
+
+    A secret counts as leaked when its raw text occurs in any cleared key, value or header, or, for
+    one of 12 digits or more, when its digits occur in the digits of the cleared bytes (a card number
+    re-spaced is still a card number). Every secret is looked for at once (Aho-Corasick), so the check
+    is linear in the cleared bytes: one ``in`` per secret was quadratic, and a 20,000-event demo spent
+    minutes here after its last outcome.
+    """
+    events = list(events)
     blob = b"\x01".join(outcomes.cleared_bytes)
-    digits_blob = bytes(c for c in blob if 48 <= c <= 57)
+    digits_blob = blob.translate(None, _NOT_DIGITS)
+    raws = {secret.encode() for event in events for secret in event.secrets}
+    digit_forms = {_digits(raw) for raw in raws} - {b""}
+    found = _occurring(raws, blob)
+    found_digits = _occurring({d for d in digit_forms if len(d) >= 12}, digits_blob)
     hits = []
     for event in events:
         for secret in event.secrets:
             raw = secret.encode()
-            digits = bytes(c for c in raw if 48 <= c <= 57)
-            if raw in blob or (len(digits) >= 12 and digits in digits_blob):
+            if raw in found or _digits(raw) in found_digits:
                 hits.append((event.event_id, "secret"))
     return hits
+
+
+_NOT_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
+
+
+def _digits(raw: bytes) -> bytes:
+    return raw.translate(None, _NOT_DIGITS)
+
+
+def _occurring(needles: set[bytes], haystack: bytes) -> set[bytes]:
+    """The needles that occur in ``haystack``, overlapping occurrences included."""
+    needles = {n for n in needles if n}
+    if not needles or not haystack:
+        return set()
+    automaton = ahocorasick.Automaton()
+    for needle in needles:  # latin-1 maps bytes to code points one to one
+        automaton.add_word(needle.decode("latin-1"), needle)
+    automaton.make_automaton()
+    return {needle for _, needle in automaton.iter(haystack.decode("latin-1"))}
 
 
 async def read_topic(bootstrap: str, topic: str) -> list:
