@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.audit import export_bundle, generate_signing_key, load_public_keys, load_signing_key, verify, verify_bundle
 from pipeline.audit.report import Report
-from pipeline.harness import read_topic
+from pipeline.harness import end_offsets, read_topic
 from pipeline.topics import RegionTopics
 
 
@@ -41,9 +41,16 @@ def trusted_keys(public_key_files: list[Path], signing_key: object | None) -> di
 
 
 async def read_trail(bootstrap: str, region: str) -> tuple[list, list]:
+    """``R.audit`` and the checkpoint copies in ``R.audit.checkpoints``, as they stood together.
+
+    A checkpoint is copied only once its ``R.audit`` entry is acknowledged, so the copies' end
+    offsets are read first and ``R.audit`` after them: every copy read then has its entry in what
+    was read of ``R.audit``. Read the other way round, a live fleet's newest checkpoint could be
+    copied in between, and its entry, past the end read, looked removed ("truncated")."""
     names = RegionTopics(region)
+    copies_end = await end_offsets(bootstrap, names.audit_checkpoints)
     records = await read_topic(bootstrap, names.audit)
-    checkpoints = await read_topic(bootstrap, names.audit_checkpoints)
+    checkpoints = await read_topic(bootstrap, names.audit_checkpoints, until=copies_end)
     as_tuples = lambda msgs: [(m.partition, m.offset, m.value) for m in msgs]  # noqa: E731
     return as_tuples(records), as_tuples(checkpoints)
 

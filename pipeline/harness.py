@@ -147,25 +147,44 @@ def _occurring(needles: set[bytes], haystack: bytes) -> set[bytes]:
     return {needle for _, needle in automaton.iter(haystack.decode("latin-1"))}
 
 
-async def read_topic(bootstrap: str, topic: str) -> list:
-    """Every record on ``topic`` from the beginning to its end offsets at the time of the call."""
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's end offset (the offset the next record will get) of ``topic`` now."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 isolation_level="read_committed")
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await _partitions(consumer, topic)
+        return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()} if tps else {}
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    partitions = consumer.partitions_for_topic(topic)
+    if partitions is None:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+        partitions = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
+async def read_topic(bootstrap: str, topic: str, until: dict[int, int] | None = None) -> list:
+    """Every record on ``topic`` from the beginning to its end offsets at the time of the call, or, per
+    partition, to the offsets in ``until`` (records at or past them are left out)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                isolation_level="read_committed")
+    await consumer.start()
+    try:
+        tps = await _partitions(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
+        if until is not None:
+            end = {tp: min(offset, until.get(tp.partition, 0)) for tp, offset in end.items()}
         out = []
         pending = {tp for tp in tps if end[tp] > 0}
         while pending:
             for tp, records in (await consumer.getmany(*pending, timeout_ms=500)).items():
-                out.extend(records)
+                out.extend(r for r in records if r.offset < end[tp])
                 if records and records[-1].offset >= end[tp] - 1:
                     pending.discard(tp)
             for tp in list(pending):
