@@ -453,3 +453,21 @@ def test_a_seek_back_on_a_partition_no_longer_ours_says_so():
             raise RuntimeError("not assigned")
 
     assert asyncio.run(faustwatch._seek_back(Revoked(), TopicPartition("t", 0), 3)) is False
+
+
+def test_the_agents_consumer_waits_for_data_instead_of_fetching_per_record():
+    import faust
+
+    faustfix.install()
+
+    async def build() -> object:
+        app = faust.App("faustfix-test", broker="kafka://127.0.0.1:9", web_enabled=False)
+        thread = app.consumer._thread
+        consumer = thread._create_worker_consumer(app.transport)
+        try:
+            return consumer._fetch_min_bytes, consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(build()) == (faustfix.AGENT_FETCH_MIN_BYTES, faustfix.AGENT_FETCH_MAX_WAIT_MS)
+    assert faustfix.AGENT_FETCH_MIN_BYTES > 1 and faustfix.AGENT_FETCH_MAX_WAIT_MS <= 250
