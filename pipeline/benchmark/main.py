@@ -17,7 +17,7 @@ import orjson
 from pipeline import broker, interrupts
 from pipeline.benchmark import run as stages
 from pipeline.benchmark.fleet import region_policy
-from pipeline.benchmark.measure import Offsets, machine, versions
+from pipeline.benchmark.measure import Offsets, host_probe, machine, versions
 
 
 def say(message: str) -> None:
@@ -94,6 +94,7 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
             figures: dict[str, float] = {}
             for mode in ("faust", "faust-tuned"):
                 if mode in options.stages:
+                    figures[f"probe_{PROBES[mode]}_ms"] = _probe(mode)
                     window, peak, mode_cpu = await stages.passthrough_stage(run, mode, r)
                     figures[stages.PASSTHROUGHS[mode]] = window.eps
                     rss[mode] = max(rss.get(mode, 0.0), peak)
@@ -101,6 +102,7 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
             if "screen" in options.stages:
                 last = r == rounds
                 earlier = [f["screen_eps"] for f in per_round]
+                figures["probe_screen_ms"] = _probe("screen")
                 screen = await stages.screen_stage(
                     run, loaded if r == 1 else await stages.copy_region(run, f"r{r}"),
                     "screen" if rounds == 1 else f"screen-r{r}",
@@ -143,6 +145,15 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
     return result
 
 
+PROBES = {"faust": "faust", "faust-tuned": "tuned"}
+
+
+def _probe(stage: str) -> float:
+    probe = host_probe()
+    say(f"host probe before {stage}: {probe} ms (a fixed loop; see docs/benchmarks.md, Method)")
+    return probe
+
+
 RATIOS = {"faust_eps": "screen_over_faust", "faust_tuned_eps": "screen_over_tuned"}
 
 
@@ -151,12 +162,14 @@ def summarize_rounds(per_round: list[dict[str, float]], raw_eps: float | None = 
     ``screen_eps``, ``screen_outcomes_eps``, ``rss_mb``, as measured): each rate the median over
     the rounds, each ratio the median of the rounds' own ratios (a round's stages ran minutes
     apart at most, so its ratio is the one least moved by the machine's speed), ``rss_mb`` the
-    largest, and ``rounds`` with every round's figures and ratios."""
+    largest, and ``rounds`` with every round's figures and ratios (and the host probe taken before
+    each stage, ``probe_<stage>_ms``)."""
     measured = per_round[0].keys()
     out: dict[str, object] = {k: round(statistics.median(f[k] for f in per_round))
                               for k in ("faust_eps", "faust_tuned_eps", "screen_eps", "screen_outcomes_eps")
                               if k in measured}
-    rows = [{k: (round(v, 1) if k == "rss_mb" else round(v)) for k, v in f.items()} for f in per_round]
+    rows = [{k: (round(v, 1) if k == "rss_mb" or k.startswith("probe_") else round(v)) for k, v in f.items()}
+            for f in per_round]
     if "screen_eps" in measured:
         if raw_eps:
             out["screen_over_raw"] = round(out["screen_eps"] / raw_eps, 3)

@@ -221,6 +221,26 @@ class CpuMeter:
         return {name: round(1e6 * seconds / events) for name, seconds in self.used.items()}
 
 
+PROBE_ITERATIONS = 200_000
+
+
+def host_probe(passes: int = 3) -> float:
+    """Milliseconds of CPU time a fixed pure-Python loop takes, the best of ``passes`` (~0.1 s in all).
+
+    The development machine runs at two speeds about 2x apart for seconds to minutes at a time (this
+    loop took ~23 ms or ~47 ms; docs/benchmarks.md, session 10), and a stage's events/s moves with
+    it. Taken just before each stage, while nothing of the bench runs, it says which speed the
+    stage started at, so rounds can be compared knowing it."""
+    best = float("inf")
+    for _ in range(passes):
+        started = time.process_time()
+        total = 0
+        for i in range(PROBE_ITERATIONS):
+            total += i * i
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 1)
+
+
 def machine() -> dict[str, object]:
     model = platform.processor() or "unknown"
     try:
