@@ -10,6 +10,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from typing import Any
 from pathlib import Path
 
 import orjson
@@ -86,12 +87,12 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
         if "raw" in options.stages:  # far from every target, and 2 s long: once
             window, rss["raw"], cpu["raw"] = await stages.passthrough_stage(run, "raw")
             result["raw_eps"] = round(window.eps)
-        per_round: list[dict[str, float]] = []
+        per_round: list[dict[str, Any]] = []
         screen: dict[str, object] = {}
         for r in range(1, rounds + 1):
             if rounds > 1:
                 say(f"round {r} of {rounds}")
-            figures: dict[str, float] = {}
+            figures: dict[str, Any] = {}
             for mode in ("faust", "faust-tuned"):
                 if mode in options.stages:
                     figures[f"probe_{PROBES[mode]}_ms"] = _probe(mode)
@@ -123,7 +124,7 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
                                   "latency_warmup_s", "p99_ms_with_warmup", "latency_by_second")}
             result["latency"].update(screen["loop_lag"])
         if rounds > 1:
-            say("rounds: " + "; ".join(", ".join(f"{k} {v:,}" for k, v in f.items() if k != "rss_mb")
+            say("rounds: " + "; ".join(", ".join(f"{k} {v:,}" for k, v in f.items() if k != "rss_mb" and not k.startswith("probe_"))
                                        for f in result["rounds"]))
         result["passthrough_rss_mb"] = rss
         result["cpu_us_per_event"] = cpu
@@ -148,16 +149,17 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
 PROBES = {"faust": "faust", "faust-tuned": "tuned"}
 
 
-def _probe(stage: str) -> float:
+def _probe(stage: str) -> list[float]:
     probe = host_probe()
-    say(f"host probe before {stage}: {probe} ms (a fixed loop; see docs/benchmarks.md, Method)")
+    say(f"host probe before {stage}: {' / '.join(map(str, probe))} ms per CPU (a fixed loop; "
+        "see docs/benchmarks.md, Method)")
     return probe
 
 
 RATIOS = {"faust_eps": "screen_over_faust", "faust_tuned_eps": "screen_over_tuned"}
 
 
-def summarize_rounds(per_round: list[dict[str, float]], raw_eps: float | None = None) -> dict[str, object]:
+def summarize_rounds(per_round: list[dict[str, Any]], raw_eps: float | None = None) -> dict[str, object]:
     """The report's figures from the rounds' (each a dict of ``faust_eps``, ``faust_tuned_eps``,
     ``screen_eps``, ``screen_outcomes_eps``, ``rss_mb``, as measured): each rate the median over
     the rounds, each ratio the median of the rounds' own ratios (a round's stages ran minutes
@@ -168,8 +170,8 @@ def summarize_rounds(per_round: list[dict[str, float]], raw_eps: float | None = 
     out: dict[str, object] = {k: round(statistics.median(f[k] for f in per_round))
                               for k in ("faust_eps", "faust_tuned_eps", "screen_eps", "screen_outcomes_eps")
                               if k in measured}
-    rows = [{k: (round(v, 1) if k == "rss_mb" or k.startswith("probe_") else round(v)) for k, v in f.items()}
-            for f in per_round]
+    rows = [{k: (v if k.startswith("probe_") else round(v, 1) if k == "rss_mb" else round(v))
+             for k, v in f.items()} for f in per_round]
     if "screen_eps" in measured:
         if raw_eps:
             out["screen_over_raw"] = round(out["screen_eps"] / raw_eps, 3)

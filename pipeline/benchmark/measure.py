@@ -224,21 +224,30 @@ class CpuMeter:
 PROBE_ITERATIONS = 200_000
 
 
-def host_probe(passes: int = 3) -> float:
-    """Milliseconds of CPU time a fixed pure-Python loop takes, the best of ``passes`` (~0.1 s in all).
+def host_probe(passes: int = 3) -> list[float]:
+    """Per CPU this process may use, the milliseconds of CPU time a fixed pure-Python loop takes
+    there, the best of ``passes`` (~0.1 s per CPU in all).
 
-    The development machine runs at two speeds about 2x apart for seconds to minutes at a time (this
-    loop took ~23 ms or ~47 ms; docs/benchmarks.md, session 10), and a stage's events/s moves with
-    it. Taken just before each stage, while nothing of the bench runs, it says which speed the
-    stage started at, so rounds can be compared knowing it."""
-    best = float("inf")
-    for _ in range(passes):
-        started = time.process_time()
-        total = 0
-        for i in range(PROBE_ITERATIONS):
-            total += i * i
-        best = min(best, time.process_time() - started)
-    return round(best * 1000, 1)
+    Each vCPU of the development machine runs at one of two speeds about 2x apart, changing on its
+    own every few seconds to minutes (this loop pinned to one vCPU took ~11 ms, seconds later ~20;
+    the other vCPU meanwhile either), and a stage's events/s moves with them. Taken just before
+    each stage, while nothing of the bench runs, it says at which speeds the stage started."""
+    cpus = sorted(os.sched_getaffinity(0))
+    out = []
+    try:
+        for cpu in cpus:
+            os.sched_setaffinity(0, {cpu})  # this thread only
+            best = float("inf")
+            for _ in range(passes):
+                started = time.process_time()
+                total = 0
+                for i in range(PROBE_ITERATIONS):
+                    total += i * i
+                best = min(best, time.process_time() - started)
+            out.append(round(best * 1000, 1))
+    finally:
+        os.sched_setaffinity(0, set(cpus))
+    return out
 
 
 def machine() -> dict[str, object]:
