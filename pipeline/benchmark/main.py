@@ -124,7 +124,8 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
                                   "latency_warmup_s", "p99_ms_with_warmup", "latency_by_second")}
             result["latency"].update(screen["loop_lag"])
         if rounds > 1:
-            say("rounds: " + "; ".join(", ".join(f"{k} {v:,}" for k, v in f.items() if k != "rss_mb" and not k.startswith("probe_"))
+            say("rounds: " + "; ".join(", ".join(f"{k} {v:,}" for k, v in f.items()
+                                                 if k != "rss_mb" and not k.startswith("probe_"))
                                        for f in result["rounds"]))
         result["passthrough_rss_mb"] = rss
         result["cpu_us_per_event"] = cpu
