@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 import ahocorasick
@@ -116,9 +117,8 @@ def leaked(outcomes: Outcomes, events: Iterable[GeneratedEvent]) -> list[tuple[s
     blob = b"\x01".join(outcomes.cleared_bytes)
     digits_blob = blob.translate(None, _NOT_DIGITS)
     raws = {secret.encode() for event in events for secret in event.secrets}
-    digit_forms = {_digits(raw) for raw in raws} - {b""}
     found = _occurring(raws, blob)
-    found_digits = _occurring({d for d in digit_forms if len(d) >= 12}, digits_blob)
+    found_digits = _occurring({d for d in map(_digits, raws) if len(d) >= 12}, digits_blob)
     hits = []
     for event in events:
         for secret in event.secrets:
@@ -147,16 +147,23 @@ def _occurring(needles: set[bytes], haystack: bytes) -> set[bytes]:
     return {needle for _, needle in automaton.iter(haystack.decode("latin-1"))}
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """Each partition's end offset (the offset the next record will get) of ``topic`` now."""
+@contextlib.asynccontextmanager
+async def _committed_reader(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started group-less consumer that reads committed records only."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 isolation_level="read_committed")
     await consumer.start()
     try:
-        tps = await _partitions(consumer, topic)
-        return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()} if tps else {}
+        yield consumer
     finally:
         await consumer.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's end offset (the offset the next record will get) of ``topic`` now."""
+    async with _committed_reader(bootstrap) as consumer:
+        tps = await _partitions(consumer, topic)
+        return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()} if tps else {}
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -170,10 +177,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
 async def read_topic(bootstrap: str, topic: str, until: dict[int, int] | None = None) -> list:
     """Every record on ``topic`` from the beginning to its end offsets at the time of the call, or, per
     partition, to the offsets in ``until`` (records at or past them are left out)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                isolation_level="read_committed")
-    await consumer.start()
-    try:
+    async with _committed_reader(bootstrap) as consumer:
         tps = await _partitions(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -191,8 +195,6 @@ async def read_topic(bootstrap: str, topic: str, until: dict[int, int] | None = 
                 if await consumer.position(tp) >= end[tp]:
                     pending.discard(tp)
         return out
-    finally:
-        await consumer.stop()
 
 
 async def count_records(bootstrap: str, topics: Iterable[str]) -> int:
@@ -200,13 +202,7 @@ async def count_records(bootstrap: str, topics: Iterable[str]) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = []
-        for topic in topics:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps += [TopicPartition(topic, p) for p in partitions]
+        tps = [tp for topic in topics for tp in await _partitions(consumer, topic)]
         return sum((await consumer.end_offsets(tps)).values())
     finally:
         await consumer.stop()
