@@ -195,14 +195,3 @@ async def read_topic(bootstrap: str, topic: str, until: dict[int, int] | None = 
                 if await consumer.position(tp) >= end[tp]:
                     pending.discard(tp)
         return out
-
-
-async def count_records(bootstrap: str, topics: Iterable[str]) -> int:
-    """How many records the topics hold (sum of end offsets; our topics are never compacted)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [tp for topic in topics for tp in await _partitions(consumer, topic)]
-        return sum((await consumer.end_offsets(tps)).values())
-    finally:
-        await consumer.stop()
