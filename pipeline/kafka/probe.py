@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -14,21 +16,47 @@ HOST = "127.0.0.1"
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now (for tests to pick ports)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports, held together while choosing so none repeats."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    """``count`` distinct free ports, held together while choosing so none repeats.
+
+    Chosen below the kernel's ephemeral range when it leaves room: a port from that range can be
+    taken by any outgoing connection between choosing it and binding it (CI saw a broker refuse a
+    port so taken), a port below it only by another listener.
+    """
+    sockets: list[socket.socket] = []
     try:
-        for sock in sockets:
+        low, high = _unclaimed_range()
+        candidates = random.sample(range(low, high), min(high - low, 64 * count)) if high > low else []
+        for port in candidates:
+            if len(sockets) == count:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+        while len(sockets) < count:  # no room below the ephemeral range: let the kernel pick
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((HOST, 0))
+            sockets.append(sock)
         return [int(sock.getsockname()[1]) for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _unclaimed_range() -> tuple[int, int]:
+    """Ports from 10000 up to the start of the ephemeral range (empty if it is unknown or low)."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return 10_000, ephemeral_low
 
 
 def port_in_use(port: int) -> bool:

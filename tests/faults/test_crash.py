@@ -20,6 +20,6 @@ def test_when_the_worker_is_killed_three_times_then_every_event_has_one_outcome_
     report = crash(fleet, EVENTS, seed=fault_seed, kills=3, mid_batch=1)
     say(report.line())
 
-    assert report.kills == 3
+    assert report.kills >= 3  # more when a kill meant mid-batch landed between batches and was retried
     assert report.check.ok, f"seed {fault_seed}: {report.check.summary()}"
     assert report.mid_batch_kills >= 1, f"seed {fault_seed}: no kill landed mid-batch ({report.notes})"

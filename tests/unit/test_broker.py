@@ -231,6 +231,14 @@ def test_free_ports_are_distinct_and_unused() -> None:
     assert not any(port_in_use(port) for port in ports)
 
 
+def test_free_ports_lie_below_the_ephemeral_range_so_outgoing_connections_cannot_take_them() -> None:
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+
+    ports = free_ports(8)
+
+    assert all(10_000 <= port < ephemeral_low for port in ports), ports
+
+
 def test_when_the_broker_exits_during_start_up_then_the_error_carries_its_last_log_lines(
     tmp_path: Path, kafka_factory
 ) -> None:

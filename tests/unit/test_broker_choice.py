@@ -18,6 +18,7 @@ from pipeline.broker import (
     default_home,
     docker_engine_answers,
     free_port,
+    free_ports,
     resolve_bootstrap,
 )
 
@@ -36,10 +37,12 @@ def test_when_bootstrap_servers_are_set_then_they_are_used_and_nothing_starts(tm
 
 def test_when_nothing_is_available_then_the_error_names_every_way_out_quickly(tmp_path: Path) -> None:
     env = {"PATH": str(tmp_path / "empty-bin"), **NOWHERE_DOCKER}
+    port, controller = free_ports(2)
     began = time.monotonic()
 
     with pytest.raises(MissingToolError) as raised:
-        resolve_bootstrap(env, tmp_path / "kafka", port=free_port(), report=lambda line: None)
+        resolve_bootstrap(env, tmp_path / "kafka", port=port, controller_port=controller,
+                          report=lambda line: None)
 
     assert time.monotonic() - began < 15.0  # falls through at once; a generous bound still catches a hang
     assert "openjdk-17-jre-headless" in str(raised.value)
