@@ -76,26 +76,45 @@ class AuditAppender:
             log.info("audit chain resumed", extra={"partition": partition, "next_seq": writer.next_seq})
         return writer
 
-    async def _send(self, partition: int, values: list[bytes], topic: str | None = None) -> None:
+    async def _send(self, entries: dict[int, list[bytes]], topic: str | None = None) -> None:
+        """Send every partition's entries in one go (one produce request for all of them) and wait
+        for the broker's acks; a failure drops the writers of every partition sent to."""
         producer = self._producer()
+        name = topic or self.audit_topic
+        outputs, partitions = [], []
+        for partition, values in entries.items():
+            outputs.extend(Output(name, None, v, []) for v in values)
+            partitions.extend([partition] * len(values))
         try:
-            name = topic or self.audit_topic
-            await send_all(producer, [Output(name, None, v, []) for v in values], [partition] * len(values))
+            await send_all(producer, outputs, partitions)
         except BaseException:
-            self._writers.pop(partition, None)  # outcome unknown: resume from the topic next time
+            for partition in entries:
+                self._writers.pop(partition, None)  # outcome unknown: resume from the topic next time
             raise
 
     async def append(self, fragments: Iterable[tuple[int, dict]]) -> None:
-        """Chain each ``(partition, fragment)`` and wait until the broker acknowledged all of them."""
+        """Chain each ``(partition, fragment)`` and wait until the broker acknowledged all of them.
+
+        The partitions' entries go out together: awaiting each partition's send before chaining the
+        next made a batch spanning three partitions three round trips long."""
         by_partition: dict[int, list[dict]] = {}
         for partition, fragment in fragments:
             by_partition.setdefault(partition, []).append(fragment)
         async with self._lock:
             now = datetime.now(UTC)
             at = format_at(now)  # one timestamp text for the batch
-            for partition, bodies in by_partition.items():
-                writer = await self._writer(partition)
-                await self._send(partition, [writer.append(body, at) for body in bodies])
+            entries: dict[int, list[bytes]] = {}
+            try:
+                for partition, bodies in by_partition.items():
+                    writer = await self._writer(partition)
+                    entries[partition] = []  # from here on the writer may hold entries never sent
+                    entries[partition].extend(writer.append(body, at) for body in bodies)
+            except BaseException:
+                for partition in entries:
+                    self._writers.pop(partition, None)  # chained in memory only: resume from the topic
+                raise
+            if entries:
+                await self._send(entries)
             await self._checkpoint_due(now, by_partition)
 
     async def checkpoint_idle(self) -> None:
@@ -109,17 +128,27 @@ class AuditAppender:
             await self._checkpoint_due(datetime.now(UTC), list(self._writers), force=True)
 
     async def _checkpoint_due(self, now: datetime, partitions: Iterable[int], force: bool = False) -> None:
-        for partition in partitions:
-            writer = self._writers.get(partition)
-            if writer is None or writer.entries_since_checkpoint == 0:
-                continue
-            if not force and not writer.checkpoint_due(
-                    now, every_entries=self.every_entries, every_seconds=self.every_seconds):
-                continue
-            value = writer.checkpoint(self.signer, now)
-            await self._send(partition, [value])
-            await self._send(partition, [value], self.checkpoints_topic)
-            self.last_checkpoint_at = now
+        """Sign the due heads, append the checkpoints (one send for every partition), then, once they
+        are acknowledged, copy them to ``R.audit.checkpoints`` (a copy never precedes its entry)."""
+        signed: dict[int, list[bytes]] = {}
+        try:
+            for partition in partitions:
+                writer = self._writers.get(partition)
+                if writer is None or writer.entries_since_checkpoint == 0:
+                    continue
+                if not force and not writer.checkpoint_due(
+                        now, every_entries=self.every_entries, every_seconds=self.every_seconds):
+                    continue
+                signed[partition] = [writer.checkpoint(self.signer, now)]
+        except BaseException:
+            for partition in signed:
+                self._writers.pop(partition, None)  # chained in memory only: resume from the topic
+            raise
+        if not signed:
+            return
+        await self._send(signed)
+        await self._send(signed, self.checkpoints_topic)
+        self.last_checkpoint_at = now
 
     async def forget(self) -> None:
         """Drop every writer (on a rebalance): the next owner resumes from the topic."""
