@@ -10,8 +10,9 @@ resumes from the topic again. Checkpoints are signed, appended, and once acknowl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,21 +77,26 @@ class AuditAppender:
             log.info("audit chain resumed", extra={"partition": partition, "next_seq": writer.next_seq})
         return writer
 
+    @contextlib.contextmanager
+    def _resumed_on_failure(self, entries: dict[int, list[bytes]]) -> Iterator[None]:
+        """Drop the writer of every partition in ``entries`` (filled as the block goes) if the block
+        fails: what they chained was never acknowledged, so the next batch resumes from the topic."""
+        try:
+            yield
+        except BaseException:
+            for partition in entries:
+                self._writers.pop(partition, None)
+            raise
+
     async def _send(self, entries: dict[int, list[bytes]], topic: str | None = None) -> None:
         """Send every partition's entries in one go (one produce request for all of them) and wait
-        for the broker's acks; a failure drops the writers of every partition sent to."""
-        producer = self._producer()
+        for the broker's acks."""
         name = topic or self.audit_topic
         outputs, partitions = [], []
         for partition, values in entries.items():
             outputs.extend(Output(name, None, v, []) for v in values)
             partitions.extend([partition] * len(values))
-        try:
-            await send_all(producer, outputs, partitions)
-        except BaseException:
-            for partition in entries:
-                self._writers.pop(partition, None)  # outcome unknown: resume from the topic next time
-            raise
+        await send_all(self._producer(), outputs, partitions)
 
     async def append(self, fragments: Iterable[tuple[int, dict]]) -> None:
         """Chain each ``(partition, fragment)`` and wait until the broker acknowledged all of them.
@@ -104,17 +110,13 @@ class AuditAppender:
             now = datetime.now(UTC)
             at = format_at(now)  # one timestamp text for the batch
             entries: dict[int, list[bytes]] = {}
-            try:
+            with self._resumed_on_failure(entries):
                 for partition, bodies in by_partition.items():
                     writer = await self._writer(partition)
                     entries[partition] = []  # from here on the writer may hold entries never sent
                     entries[partition].extend(writer.append(body, at) for body in bodies)
-            except BaseException:
-                for partition in entries:
-                    self._writers.pop(partition, None)  # chained in memory only: resume from the topic
-                raise
-            if entries:
-                await self._send(entries)
+                if entries:
+                    await self._send(entries)
             await self._checkpoint_due(now, by_partition)
 
     async def checkpoint_idle(self) -> None:
@@ -131,7 +133,7 @@ class AuditAppender:
         """Sign the due heads, append the checkpoints (one send for every partition), then, once they
         are acknowledged, copy them to ``R.audit.checkpoints`` (a copy never precedes its entry)."""
         signed: dict[int, list[bytes]] = {}
-        try:
+        with self._resumed_on_failure(signed):
             for partition in partitions:
                 writer = self._writers.get(partition)
                 if writer is None or writer.entries_since_checkpoint == 0:
@@ -140,14 +142,10 @@ class AuditAppender:
                         now, every_entries=self.every_entries, every_seconds=self.every_seconds):
                     continue
                 signed[partition] = [writer.checkpoint(self.signer, now)]
-        except BaseException:
-            for partition in signed:
-                self._writers.pop(partition, None)  # chained in memory only: resume from the topic
-            raise
-        if not signed:
-            return
-        await self._send(signed)
-        await self._send(signed, self.checkpoints_topic)
+            if not signed:
+                return
+            await self._send(signed)
+            await self._send(signed, self.checkpoints_topic)
         self.last_checkpoint_at = now
 
     async def forget(self) -> None:

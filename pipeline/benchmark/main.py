@@ -10,8 +10,8 @@ import shutil
 import statistics
 import tempfile
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import orjson
 

@@ -346,11 +346,7 @@ def crash(fleet: Fleet, events: int, seed: int, kills: int = 3, mid_batch: int =
         worker = fleet.worker("w0")
         async with EndOffsets(fleet.bootstrap) as offsets:
             for k, target in enumerate(targets):
-                while await offsets.total(outcome_names) < target:
-                    if not worker.alive:
-                        raise AssertionError(f"the worker died by itself:\n{worker.log_tail()}")
-                    report.max_rss_mb = max(report.max_rss_mb, rss_bytes(worker) / 2**20)
-                    await asyncio.sleep(0.05)
+                await screened(worker, offsets, target)
                 if k in mid_batch_at:
                     worker = await mid_batch(worker, offsets, k)
                 else:
@@ -358,6 +354,14 @@ def crash(fleet: Fleet, events: int, seed: int, kills: int = 3, mid_batch: int =
                     report.kills += 1
                     worker = fleet.worker("w0")
         return worker
+
+    async def screened(worker: WorkerProcess, offsets: EndOffsets, target: int) -> None:
+        """Wait until the outcome topics hold ``target`` records, noting the worker's peak RSS."""
+        while await offsets.total(outcome_names) < target:
+            if not worker.alive:
+                raise AssertionError(f"the worker died by itself:\n{worker.log_tail()}")
+            report.max_rss_mb = max(report.max_rss_mb, rss_bytes(worker) / 2**20)
+            await asyncio.sleep(0.05)
 
     async def mid_batch(worker: WorkerProcess, offsets: EndOffsets, k: int) -> WorkerProcess:
         """The kill detector races the worker (a batch's provenance can go out between reading the
@@ -374,10 +378,7 @@ def crash(fleet: Fleet, events: int, seed: int, kills: int = 3, mid_batch: int =
             resume_at = min(await offsets.total(outcome_names) + 200, events)
             if resume_at == events:
                 break  # nothing left to screen (the targets leave a quarter of the events; not expected)
-            while await offsets.total(outcome_names) < resume_at:  # back to screening the backlog
-                if not worker.alive:
-                    raise AssertionError(f"the worker died by itself:\n{worker.log_tail()}")
-                await asyncio.sleep(0.05)
+            await screened(worker, offsets, resume_at)  # back to screening the backlog
         return worker
 
     worker = asyncio.run(run())
