@@ -18,7 +18,7 @@ import orjson
 from pipeline import broker, interrupts
 from pipeline.benchmark import run as stages
 from pipeline.benchmark.fleet import region_policy
-from pipeline.benchmark.measure import Offsets, host_probe, machine, versions
+from pipeline.benchmark.measure import Offsets, disk_warning, host_probe, machine, versions
 
 
 def say(message: str) -> None:
@@ -36,7 +36,9 @@ def run_bench(options: stages.Options, json_path: Path | None, home: Path, recov
     home.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=home))
     started = time.monotonic()
-    info = {"machine": machine()}
+    info = {"machine": machine(home)}
+    if warning := disk_warning(info["machine"]):
+        say(warning)
     choice = None
     ok = False
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.benchmark.measure import by_second
+from pipeline.benchmark.measure import by_second, disk_warning, machine
 
 
 def test_by_second_groups_samples_by_the_second_they_were_sent_in() -> None:
@@ -52,3 +52,16 @@ def test_cpu_meter_counts_the_workers_children_apart_from_the_workers() -> None:
             child.kill()
         worker.kill()
         worker.wait()
+
+
+def test_machine_reports_how_full_the_run_directory_disk_is(tmp_path) -> None:  # noqa: ANN001
+    info = machine(tmp_path)
+    assert 0 <= info["disk_used_pct"] <= 100
+    assert info["disk_free_gb"] >= 0
+
+
+def test_a_nearly_full_disk_is_warned_about_and_a_roomy_one_is_not() -> None:
+    warning = disk_warning({"disk_used_pct": 94.0, "disk_free_gb": 6.1})
+    assert warning is not None and "94% full" in warning and "6.1 GB free" in warning
+    assert disk_warning({"disk_used_pct": 19.0, "disk_free_gb": 75.0}) is None
+    assert disk_warning({}) is None
