@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections import Counter
 
 import orjson
@@ -227,3 +228,35 @@ def _outcomes(bootstrap: str, names: RegionTopics) -> dict[str, list[str]]:
                 event_id = dict(m.headers or ()).get("event-id", m.key or b"").decode()
                 found.setdefault(event_id, []).append(outcome)
     return found
+
+
+def test_an_event_id_with_slashes_is_held_approved_and_traced_over_http(
+        kafka_bootstrap, policy_factory, worker_factory, local_idp):
+    region = f"slash{secrets.token_hex(3)}"
+    loaded = policy_factory(region=region)
+    names = RegionTopics(region)
+    assert asyncio.run(apply_topics(kafka_bootstrap, topic_specs(loaded.policy))).ok
+    worker = worker_factory(loaded, "w1")
+    api = Api(_port(worker))
+    wait_for(lambda: call("GET", f"{api.url}/health/ready")[0] == 200, 90, "the worker to become ready")
+
+    event_id = "acct/7/pay+1=x"  # the event-id header allows "/", "+" and "=" (pipeline.screen)
+    path = urllib.parse.quote(event_id, safe="")
+    asyncio.run(_produce(kafka_bootstrap, [(names.raw("payments"), event_id, payment(1))]))
+    wait_for(lambda: [h["event_id"] for h in call("GET", f"{api.url}/held/")[1].get("held", [])] == [event_id],
+             60, "the hold in the inbox")
+    status, held = call("GET", f"{api.url}/held/{path}/")
+    assert (status, held["event_id"], held["status"]) == (200, event_id, "held"), held
+
+    result = _cli(api, "approve", event_id, "--reason", "checked with the customer",
+                  token=local_idp.mint("alice", ["payments-approvers"]))
+    assert result.returncode == 0 and "released" in result.stdout, result.stderr
+    assert call("GET", f"{api.url}/held/{path}/")[1]["status"] == "released"
+
+    wait_for(lambda: (call("GET", f"{api.url}/provenance/{path}/")[1] or {}).get("outcome") == "released", 30,
+             "the release in the provenance")
+    status, record = call("GET", f"{api.url}/provenance/{path}/")
+    assert (status, record["event_id"]) == (200, event_id)
+    result = _cli(api, "trace", "--url", api.url, event_id)
+    assert result.returncode == 0 and orjson.loads(result.stdout)["event_id"] == event_id, result.stdout
+    assert call("GET", f"{api.url}/provenance/acct/7/")[0] == 404  # an unencoded slash names no event
