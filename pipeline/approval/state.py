@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -118,6 +119,6 @@ def public_view(state: dict[str, Any], approval: Any = None) -> dict[str, Any]:
         "approvals_detail": state["approvals"],
         "refusals": state["refusals"],
         "outcome": state["outcome"],
-        "provenance": f"/provenance/{state['event_id']}/",
+        "provenance": f"/provenance/{quote(state['event_id'], safe='')}/",
     })
     return view

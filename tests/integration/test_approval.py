@@ -247,6 +247,7 @@ def test_an_event_id_with_slashes_is_held_approved_and_traced_over_http(
              60, "the hold in the inbox")
     status, held = call("GET", f"{api.url}/held/{path}/")
     assert (status, held["event_id"], held["status"]) == (200, event_id, "held"), held
+    assert held["provenance"] == f"/provenance/{path}/"  # the link a client follows is encoded too
 
     result = _cli(api, "approve", event_id, "--reason", "checked with the customer",
                   token=local_idp.mint("alice", ["payments-approvers"]))
