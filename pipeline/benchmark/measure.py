@@ -253,7 +253,7 @@ def host_probe(passes: int = 3) -> list[float]:
 DISK_NEARLY_FULL_PCT = 90  # above this the run's figures are suspect (see disk_warning)
 
 
-def machine(home: str | os.PathLike[str] = ".") -> dict[str, object]:
+def machine(home: str | os.PathLike[str]) -> dict[str, object]:
     """The box: cores, memory, CPU model, load average, and how full the run directory's disk is."""
     model = platform.processor() or "unknown"
     try:
