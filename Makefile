@@ -26,7 +26,7 @@ test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit tests/agents
+	$(BIN)/python -m pytest tests/unit
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
