@@ -125,6 +125,8 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
                                  ("latency_rate_eps", "latency_events", "latency_cleared", "latency_max_ms",
                                   "latency_warmup_s", "p99_ms_with_warmup", "latency_by_second")}
             result["latency"].update(screen["loop_lag"])
+            if "latency_cpu_pct" in screen:
+                result["latency"]["latency_cpu_pct"] = screen["latency_cpu_pct"]
         if rounds > 1:
             say("rounds: " + "; ".join(", ".join(f"{k} {v:,}" for k, v in f.items()
                                                  if k != "rss_mb" and not k.startswith("probe_"))
@@ -138,7 +140,7 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
                 "workers": workers, "screen_processes": helpers, "screen_eps": round(other["window"].eps),
                 "screen_outcomes_eps": round(other["outcomes_eps"]), "rss_mb": other["rss_mb"],
                 "cpu_us_per_event": other["cpu"], "latency_rate_eps": other["latency_rate_eps"],
-                "p50_ms": other["p50_ms"], "p99_ms": other["p99_ms"],
+                "p50_ms": other["p50_ms"], "p99_ms": other["p99_ms"], "latency_cpu_pct": other.get("latency_cpu_pct"),
                 **{f"screen_over_{k}": round(other["window"].eps / result[v], 3)
                    for k, v in (("raw", "raw_eps"), ("faust", "faust_eps"), ("tuned", "faust_tuned_eps"))
                    if v in result}}

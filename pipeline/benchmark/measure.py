@@ -160,6 +160,15 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+def machine_cpu() -> tuple[float, float]:
+    """``(busy, total)`` CPU seconds of the whole machine so far, all CPUs (busy: not idle or
+    waiting for I/O; it includes the kernel's work, such as loopback networking, that no process
+    is charged for)."""
+    times = psutil.cpu_times()
+    total = sum(times)
+    return total - times.idle - getattr(times, "iowait", 0.0), total
+
+
 def listening_pid(bootstrap: str) -> int | None:
     """The local process listening on the first bootstrap server's port (the broker), if any."""
     try:
@@ -179,9 +188,14 @@ class CpuMeter:
     Counted per process: one that starts in between counts from zero; one that ends in between
     counts up to its last reading (none: CPU of a child that ends in between is missed)."""
 
-    def __init__(self, pids: int | list[int], broker_pid: int | None) -> None:
+    def __init__(self, pids: int | list[int], broker_pid: int | None, own: bool = False) -> None:
         self.workers = [pids] if isinstance(pids, int) else list(pids)
         self.broker_pid = broker_pid
+        self.own = own  # also this process (``bench``: the latency run's load generator)
+        self._machine: tuple[float, float] | None = None  # (busy, total) CPU seconds of the machine at start
+        self.machine_busy = 0.0  # CPU seconds the whole machine was busy from start to stop
+        self.seconds = 0.0  # wall-clock seconds from start to stop
+        self._began = 0.0
         self._start: dict[str, dict[int, float]] = {}
         self._last: dict[str, dict[int, float]] = {}
         self.used: dict[str, float] = {}
@@ -201,6 +215,8 @@ class CpuMeter:
                 out["broker"][self.broker_pid] = cpu_seconds(self.broker_pid)
             except psutil.Error:
                 pass
+        if self.own:
+            out["bench"] = {os.getpid(): cpu_seconds(os.getpid())}
         return out
 
     def sample(self) -> None:
@@ -211,11 +227,27 @@ class CpuMeter:
     def start(self) -> None:
         self._start = self._now()
         self._last = {name: dict(readings) for name, readings in self._start.items()}
+        self._machine, self._began = machine_cpu(), time.monotonic()
 
     def stop(self) -> None:
         self.sample()
         self.used = {name: sum(seconds - self._start.get(name, {}).get(pid, 0.0) for pid, seconds in readings.items())
                      for name, readings in self._last.items() if readings}
+        if self._machine is not None:
+            self.machine_busy = machine_cpu()[0] - self._machine[0]
+            self.seconds = time.monotonic() - self._began
+
+    @property
+    def started(self) -> bool:
+        return self._machine is not None
+
+    def percent_of_a_core(self) -> dict[str, int]:
+        """Each group's CPU from start to stop as a percentage of one core, and ``machine``: every
+        process and the kernel together (``cores`` x 100 is all of it)."""
+        if self.seconds <= 0:
+            return {}
+        shares = {name: round(100 * seconds / self.seconds) for name, seconds in self.used.items()}
+        return {**shares, "machine": round(100 * self.machine_busy / self.seconds), "cores": psutil.cpu_count() or 1}
 
     def us_per_event(self, events: int) -> dict[str, int]:
         return {name: round(1e6 * seconds / events) for name, seconds in self.used.items()}

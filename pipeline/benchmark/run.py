@@ -20,9 +20,10 @@ import contextlib
 import gc
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -194,7 +195,7 @@ async def screen_stage(run: Run, loaded: LoadedPolicy | None = None, label: str 
                 lag_before = await _loop_lag(fleet)
                 rate = options.latency_rate or latency_rate(measured["window"].eps)
                 latency = await latency_stage(run, rate, lambda: all(w.alive for w in fleet), loaded,
-                                              "half the median measured rate")
+                                              "half the median measured rate", fleet)
                 loop_lag = loop_lag_summary(lag_before, await _loop_lag(fleet))
                 if loop_lag:
                     run.say(f"latency: the workers' event loops were held > 100 ms "
@@ -227,10 +228,12 @@ async def _loop_lag(fleet: list) -> dict[float, float]:
 
 
 async def latency_stage(run: Run, rate: float, alive: Callable[[], bool], loaded: LoadedPolicy | None = None,
-                        why: str = "half the measured rate") -> dict[str, object]:
+                        why: str = "half the measured rate", fleet: Sequence[Any] = ()) -> dict[str, object]:
     """Produce at ``rate`` for ``warmup_s + latency_s`` to ``loaded``'s raw topics (the run's by
     default); ingress-to-cleared from record timestamps, over the events after the warm-up (and,
-    reported beside it, over all of them)."""
+    reported beside it, over all of them). With the ``fleet``'s processes, also how busy the
+    machine and each part of it were while the measured events were produced (the load generator
+    is this process, and shares the machine with what it measures)."""
     loaded = loaded or run.loaded
     warm = int(rate * run.options.warmup_s)
     count = max(100, int(rate * run.options.latency_s))
@@ -245,7 +248,14 @@ async def latency_stage(run: Run, rate: float, alive: Callable[[], bool], loaded
     run.say(f"latency: producing {warm + count:,} events at {rate:,.0f}/s"
             f"{'' if run.options.latency_rate else f' ({why})'}, "
             f"the first {run.options.warmup_s:g} s as a warm-up")
-    sent = await _produce_at(run.bootstrap, RegionTopics(loaded.policy.region), events, rate)
+    meter = CpuMeter([w.proc.pid for w in fleet], listening_pid(run.bootstrap), own=True) if fleet else None
+    metering = asyncio.get_running_loop().call_later(run.options.warmup_s, meter.start) if meter else None
+    try:
+        sent = await _produce_at(run.bootstrap, RegionTopics(loaded.policy.region), events, rate)
+    finally:
+        if metering is not None:
+            metering.cancel()
+    busy = _busy(run, meter)
     await wait_for_count(run.offsets, outcomes, warm + count, "latency outcomes", run.options.stage_timeout_s,
                          run.say, alive, since)
     cleared = [t for t, kind in outcome_topics(loaded.policy).items() if kind == "cleared"]
@@ -261,10 +271,23 @@ async def latency_stage(run: Run, rate: float, alive: Callable[[], bool], loaded
     seconds = by_second((sent[eid], ms) for eid, ms in found)
     run.say("latency by second since the first send (median/max ms): "
             + " ".join(f"{row['p50_ms']}/{row['max_ms']}" for row in seconds))
-    return {"p50_ms": p50, "p99_ms": p99, "latency_rate_eps": round(rate), "latency_events": count,
+    return {"p50_ms": p50, "p99_ms": p99, "latency_rate_eps": round(rate), "latency_events": count, **busy,
             "latency_cleared": len(latencies), "latency_max_ms": latencies[-1],
             "latency_warmup_s": run.options.warmup_s, "p99_ms_with_warmup": _quantile(everything, 0.99),
             "latency_by_second": seconds}
+
+
+def _busy(run: Run, meter: CpuMeter | None) -> dict[str, object]:
+    """``latency_cpu_pct``: CPU of the fleet, the broker, this process (the load generator) and the
+    whole machine while the measured events were produced, in % of one core; said as a line."""
+    if meter is None or not meter.started:  # the production ended before the warm-up did
+        return {}
+    meter.stop()
+    pct = meter.percent_of_a_core()
+    run.say(f"latency: CPU while producing the measured events, % of one core: workers {pct.get('process', 0)}, "
+            f"their helpers and verifiers {pct.get('children', 0)}, broker {pct.get('broker', 0)}, this process "
+            f"(the load generator) {pct.get('bench', 0)}; the machine {pct['machine']} of {100 * pct['cores']}")
+    return {"latency_cpu_pct": pct}
 
 
 def _quantile(ordered: list[int], q: float) -> int:
@@ -344,7 +367,7 @@ async def compare_stage(run: Run, workers: int, helpers: int, latency_rate: floa
             rss = [stack.enter_context(PeakRss(w.proc.pid)) for w in fleet]
             measured = await _throughput(run, loaded, fleet, "compare")
             latency = await latency_stage(run, latency_rate, lambda: all(w.alive for w in fleet), loaded,
-                                          "the rate of the screen stage's latency run")
+                                          "the rate of the screen stage's latency run", fleet)
     finally:
         for w in fleet:
             w.stop()

@@ -65,3 +65,36 @@ def test_a_nearly_full_disk_is_warned_about_and_a_roomy_one_is_not() -> None:
     assert warning is not None and "94% full" in warning and "6.1 GB free" in warning
     assert disk_warning({"disk_used_pct": 19.0, "disk_free_gb": 75.0}) is None
     assert disk_warning({}) is None
+
+
+def test_cpu_meter_shows_its_own_process_and_the_whole_machine_as_shares_of_a_core() -> None:
+    """The latency run's load generator is the bench process itself, on the machine it measures:
+    its CPU and the machine's (kernel included) are reported beside the fleet's."""
+    import time
+
+    import psutil
+
+    from pipeline.benchmark.measure import CpuMeter
+
+    meter = CpuMeter([], None, own=True)
+    assert not meter.started
+    meter.start()
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # this process burns ~0.3 s of CPU
+        pass
+    meter.stop()
+
+    pct = meter.percent_of_a_core()
+    assert meter.used["bench"] >= 0.25, meter.used
+    assert pct["bench"] > 0 and pct["cores"] == psutil.cpu_count()
+    # the machine was busy at least while this process was (clock ticks: 10 ms of slack)
+    assert meter.machine_busy >= meter.used["bench"] - 0.02, (meter.machine_busy, meter.used)
+    assert pct["machine"] <= 100 * pct["cores"] + 5
+
+
+def test_a_meter_never_started_reports_no_shares() -> None:
+    from pipeline.benchmark.measure import CpuMeter
+
+    meter = CpuMeter([], None, own=True)
+    meter.stop()
+    assert not meter.started and meter.percent_of_a_core() == {}
