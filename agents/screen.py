@@ -5,12 +5,15 @@ costs a queue hop, an event object and sensor callbacks per record, and its offs
 where the rebalance bugs live (pipeline/faustfix.py). Here one aiokafka consumer per worker, in the
 group ``<app id>.screen``, reads every raw topic in batches the way Kafka Streams does:
 
-1. ``getmany`` a batch; screen it (pipeline.batch); every output and provenance fragment is
-   acknowledged by the broker before ``screen_batch`` returns;
+1. ``getmany`` a batch; screen it (pipeline.batch); every output is acknowledged by the broker
+   before ``screen_batch`` returns, and the batch's provenance records are on their way (the next
+   batch sends its own only once they are acknowledged);
 2. commit, per partition, the offset after the last record screened, at most every
-   ``COMMIT_INTERVAL_S`` (as Kafka Streams commits on an interval): a commit is a round trip the
-   loop waits for, ~15-20 ms on a loaded broker, and paying it per fetch added that to every
-   batch's latency.
+   ``COMMIT_INTERVAL_S`` (as Kafka Streams commits on an interval), once the provenance of every
+   batch it covers is acknowledged: a commit is a round trip the loop waits for, ~15-20 ms on a
+   loaded broker, and paying it per fetch added that to every batch's latency. When that
+   provenance failed, nothing is committed and the batches since the last commit are fetched and
+   screened again (pipeline.effects keeps their outputs from being sent twice).
 
 A crash between 1 and 2 makes the next owner process the batches since the last commit again;
 pipeline.effects makes sure it sends nothing twice (its intents cover every batch not committed).
@@ -96,6 +99,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         self._failures = 0  # batches in a row the broker failed (for the retry delay)
         self._lock = asyncio.Lock()  # held while a batch is processed and committed
         self._ahead: deque[Ahead] = deque()  # the next batches, fetched and being screened by the helpers
+        self._provenance: asyncio.Future | None = None  # the last batch's provenance send, maybe not yet acked
         super().__init__(**kwargs)
 
     # --- rebalance ---------------------------------------------------------------------------
@@ -247,8 +251,11 @@ class ScreenStage(Service, ConsumerRebalanceListener):
             if ahead.generation != self._generation:
                 return  # fetched before a rebalance: the partitions' owners fetch it again
             try:
-                await screen_batch(self.ctx, ahead.groups or self._groups(fetched), screened=ahead.screening,
-                                   ahead=self._look_ahead, received_at=ahead.received_at)
+                # the previous batch's provenance stays ours to await until this batch has awaited it
+                # (a stop in between commits that batch only once it is acknowledged)
+                provenance = await screen_batch(
+                    self.ctx, ahead.groups or self._groups(fetched), screened=ahead.screening,
+                    ahead=self._look_ahead, received_at=ahead.received_at, provenance_before=self._provenance)
             except asyncio.CancelledError:
                 raise
             except FenceClosed:
@@ -261,13 +268,32 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 log.error("agent screen failed (%s); stopping the worker", type(exc).__name__)
                 await self.ctx.app.crash(exc)
                 raise
+            if provenance is not None:
+                provenance.add_done_callback(_retrieved)  # a rewind may drop it: its batch is screened again
+            self._provenance = provenance
             self._screened.update({tp: records[-1].offset + 1 for tp, records in fetched.items()})
             self._failures = 0
             if time.monotonic() - self._committed_at >= COMMIT_INTERVAL_S:
                 await self._commit(consumer)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        """Commit what was screened since the last commit (with the lock held)."""
+        """Commit what was screened since the last commit (with the lock held), once the provenance
+        of those batches is acknowledged; if it failed, screen them again instead."""
+        pending = self._provenance
+        if pending is not None:
+            try:
+                await asyncio.shield(pending)  # a stop cancels this wait, not the send
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise
+                return self._provenance_lost(consumer, "cancelled")
+            except KafkaError as exc:
+                return self._provenance_lost(consumer, type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - as a batch's own failure: stop the worker, commit nothing
+                log.error("agent screen failed (%s); stopping the worker", type(exc).__name__)
+                await self.ctx.app.crash(exc)
+                raise
+            self._provenance = None
         offsets, self._screened = self._screened, {}
         self._committed_at = time.monotonic()
         if not offsets:
@@ -281,6 +307,13 @@ class ScreenStage(Service, ConsumerRebalanceListener):
             return
         for tp, offset in offsets.items():
             self.committed[(tp.topic, tp.partition)] = offset
+
+    def _provenance_lost(self, consumer: AIOKafkaConsumer, why: str) -> None:
+        """The last batch's provenance never reached the broker: commit nothing, and fetch and screen
+        every batch since the last commit again (their outputs are read back, not sent twice)."""
+        log.warning("screen stage: a provenance send failed (%s); the batches since the last commit are "
+                    "screened again", why)
+        self._rewind(consumer, {})
 
     async def _start_over(self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list], exc: Exception) -> None:
         """The broker failed a request mid-batch (it restarted, or a leader moved): go back to the
@@ -304,6 +337,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         acknowledged intent, never sent twice. (Committing those batches instead would leave them
         outside the next intent, which ``forget`` starts afresh.)"""
         self.ctx.effects.forget()
+        self._provenance = None  # its batch is screened again, and its provenance sent again
         later = {tp for ahead in self._ahead for tp in ahead.fetched}
         self._drop_ahead()
         for tp in {*fetched, *self._screened, *later}:

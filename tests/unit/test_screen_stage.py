@@ -129,3 +129,71 @@ def test_a_small_batch_ends_the_look_ahead_and_a_rewind_covers_every_batch_ahead
         assert not stage._ahead and consumer.seeks == [(TP, 0)]  # fetched again from the committed offset
 
     asyncio.run(run())
+
+
+class _Committing(_Backlog):
+    """A consumer that remembers what was committed."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.commits: list[dict] = []
+
+    async def commit(self, offsets: dict) -> None:
+        self.commits.append(dict(offsets))
+
+
+def _screened_once(stage: ScreenStage, provenance: asyncio.Future) -> None:
+    """As ``_process`` leaves a batch of offsets 0-9: screened, its provenance on its way."""
+    stage.committed[(TP.topic, TP.partition)] = 0
+    stage._screened = {TP: 10}
+    stage._provenance = provenance
+
+
+def test_a_commit_waits_for_the_provenance_of_the_batches_it_covers() -> None:
+    async def run() -> None:
+        stage, consumer = _stage(), _Committing()
+        provenance = asyncio.get_running_loop().create_future()
+        _screened_once(stage, provenance)
+        committing = asyncio.ensure_future(stage._commit(consumer))
+        await asyncio.sleep(0.05)
+        assert not consumer.commits, "committed before the batch's provenance was acknowledged"
+        provenance.set_result([])
+        await committing
+        assert consumer.commits == [{TP: 10}] and stage.committed[(TP.topic, TP.partition)] == 10
+        assert stage._provenance is None
+
+    asyncio.run(run())
+
+
+def test_provenance_the_broker_failed_is_never_committed_and_its_batches_are_screened_again() -> None:
+    from aiokafka.errors import KafkaTimeoutError
+
+    async def run() -> None:
+        stage, consumer = _stage(), _Committing()
+        provenance = asyncio.get_running_loop().create_future()
+        provenance.set_exception(KafkaTimeoutError())
+        _screened_once(stage, provenance)
+        await stage._commit(consumer)
+        assert not consumer.commits
+        assert consumer.seeks == [(TP, 0)] and not stage._screened  # fetched again from the committed offset
+        assert stage.committed[(TP.topic, TP.partition)] == 0 and stage._provenance is None
+
+    asyncio.run(run())
+
+
+def test_a_stop_while_the_commit_waits_leaves_the_send_alone_and_commits_nothing() -> None:
+    async def run() -> None:
+        stage, consumer = _stage(), _Committing()
+        provenance = asyncio.get_running_loop().create_future()
+        _screened_once(stage, provenance)
+        committing = asyncio.ensure_future(stage._commit(consumer))
+        await asyncio.sleep(0.01)
+        committing.cancel()
+        try:
+            await committing
+        except asyncio.CancelledError:
+            pass
+        assert not provenance.cancelled(), "the send itself was cancelled"
+        assert not consumer.commits and stage._provenance is provenance  # still to be awaited before a commit
+
+    asyncio.run(run())
