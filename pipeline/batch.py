@@ -122,7 +122,7 @@ async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRec
         await ahead()
     if not records:
         if provenance_before is not None:
-            await provenance_before
+            await asyncio.shield(provenance_before)  # a stop cancels the wait, not the send
         return None
     # One outcome record per event, plus one per egress profile when cleared; owners[j] is the
     # index of the event that outputs[j] belongs to.
@@ -164,7 +164,7 @@ async def screen_batch(ctx: Any, groups: Sequence[tuple[DatasetPlan, list[RawRec
         by_partition.setdefault(key_partition(p.event_id.encode(), provenance_partitions), []).append(fragment)
     parts = sorted(by_partition)
     if provenance_before is not None:
-        await provenance_before
+        await asyncio.shield(provenance_before)  # a stop cancels the wait, not the send
     provenance = asyncio.ensure_future(send_all(
         ctx.producer, [Output(ctx.topics.provenance, None, b"[" + b",".join(by_partition[n]) + b"]", [])
                        for n in parts], parts))
