@@ -160,13 +160,11 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
-def machine_cpu() -> tuple[float, float]:
-    """``(busy, total)`` CPU seconds of the whole machine so far, all CPUs (busy: not idle or
-    waiting for I/O; it includes the kernel's work, such as loopback networking, that no process
-    is charged for)."""
+def machine_cpu() -> float:
+    """CPU seconds the whole machine was busy so far, all CPUs (not idle or waiting for I/O; it
+    includes the kernel's work, such as loopback networking, that no process is charged for)."""
     times = psutil.cpu_times()
-    total = sum(times)
-    return total - times.idle - getattr(times, "iowait", 0.0), total
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def listening_pid(bootstrap: str) -> int | None:
@@ -192,10 +190,9 @@ class CpuMeter:
         self.workers = [pids] if isinstance(pids, int) else list(pids)
         self.broker_pid = broker_pid
         self.own = own  # also this process (``bench``: the latency run's load generator)
-        self._machine: tuple[float, float] | None = None  # (busy, total) CPU seconds of the machine at start
+        self._since: tuple[float, float] | None = None  # at start: the machine's busy CPU seconds, monotonic time
         self.machine_busy = 0.0  # CPU seconds the whole machine was busy from start to stop
         self.seconds = 0.0  # wall-clock seconds from start to stop
-        self._began = 0.0
         self._start: dict[str, dict[int, float]] = {}
         self._last: dict[str, dict[int, float]] = {}
         self.used: dict[str, float] = {}
@@ -227,19 +224,19 @@ class CpuMeter:
     def start(self) -> None:
         self._start = self._now()
         self._last = {name: dict(readings) for name, readings in self._start.items()}
-        self._machine, self._began = machine_cpu(), time.monotonic()
+        self._since = machine_cpu(), time.monotonic()
 
     def stop(self) -> None:
         self.sample()
         self.used = {name: sum(seconds - self._start.get(name, {}).get(pid, 0.0) for pid, seconds in readings.items())
                      for name, readings in self._last.items() if readings}
-        if self._machine is not None:
-            self.machine_busy = machine_cpu()[0] - self._machine[0]
-            self.seconds = time.monotonic() - self._began
+        if self._since is not None:
+            busy, began = self._since
+            self.machine_busy, self.seconds = machine_cpu() - busy, time.monotonic() - began
 
     @property
     def started(self) -> bool:
-        return self._machine is not None
+        return self._since is not None
 
     def percent_of_a_core(self) -> dict[str, int]:
         """Each group's CPU from start to stop as a percentage of one core, and ``machine``: every
