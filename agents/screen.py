@@ -265,8 +265,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
                 await self._start_over(consumer, fetched, exc)
                 return
             except Exception as exc:  # noqa: BLE001 - stop the worker; nothing of the batch is committed
-                log.error("agent screen failed (%s); stopping the worker", type(exc).__name__)
-                await self.ctx.app.crash(exc)
+                await self._crash(exc)
                 raise
             if provenance is not None:
                 provenance.add_done_callback(_retrieved)  # a rewind may drop it: its batch is screened again
@@ -290,8 +289,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
             except KafkaError as exc:
                 return self._provenance_lost(consumer, type(exc).__name__)
             except Exception as exc:  # noqa: BLE001 - as a batch's own failure: stop the worker, commit nothing
-                log.error("agent screen failed (%s); stopping the worker", type(exc).__name__)
-                await self.ctx.app.crash(exc)
+                await self._crash(exc)
                 raise
             self._provenance = None
         offsets, self._screened = self._screened, {}
@@ -307,6 +305,11 @@ class ScreenStage(Service, ConsumerRebalanceListener):
             return
         for tp, offset in offsets.items():
             self.committed[(tp.topic, tp.partition)] = offset
+
+    async def _crash(self, exc: Exception) -> None:
+        """Stop the worker: the screen stage failed in a way no retry mends (nothing is committed)."""
+        log.error("agent screen failed (%s); stopping the worker", type(exc).__name__)
+        await self.ctx.app.crash(exc)
 
     def _provenance_lost(self, consumer: AIOKafkaConsumer, why: str) -> None:
         """The last batch's provenance never reached the broker: commit nothing, and fetch and screen

@@ -142,18 +142,19 @@ class _Committing(_Backlog):
         self.commits.append(dict(offsets))
 
 
-def _screened_once(stage: ScreenStage, provenance: asyncio.Future) -> None:
-    """As ``_process`` leaves a batch of offsets 0-9: screened, its provenance on its way."""
+def _screened_once() -> tuple[ScreenStage, _Committing, asyncio.Future]:
+    """A stage as ``_process`` leaves it after a batch of offsets 0-9 (screened, its provenance on
+    its way), its consumer, and that provenance send (unresolved)."""
+    stage, provenance = _stage(), asyncio.get_running_loop().create_future()
     stage.committed[(TP.topic, TP.partition)] = 0
     stage._screened = {TP: 10}
     stage._provenance = provenance
+    return stage, _Committing(), provenance
 
 
 def test_a_commit_waits_for_the_provenance_of_the_batches_it_covers() -> None:
     async def run() -> None:
-        stage, consumer = _stage(), _Committing()
-        provenance = asyncio.get_running_loop().create_future()
-        _screened_once(stage, provenance)
+        stage, consumer, provenance = _screened_once()
         committing = asyncio.ensure_future(stage._commit(consumer))
         await asyncio.sleep(0.05)
         assert not consumer.commits, "committed before the batch's provenance was acknowledged"
@@ -169,10 +170,8 @@ def test_provenance_the_broker_failed_is_never_committed_and_its_batches_are_scr
     from aiokafka.errors import KafkaTimeoutError
 
     async def run() -> None:
-        stage, consumer = _stage(), _Committing()
-        provenance = asyncio.get_running_loop().create_future()
+        stage, consumer, provenance = _screened_once()
         provenance.set_exception(KafkaTimeoutError())
-        _screened_once(stage, provenance)
         await stage._commit(consumer)
         assert not consumer.commits
         assert consumer.seeks == [(TP, 0)] and not stage._screened  # fetched again from the committed offset
@@ -183,9 +182,7 @@ def test_provenance_the_broker_failed_is_never_committed_and_its_batches_are_scr
 
 def test_a_stop_while_the_commit_waits_leaves_the_send_alone_and_commits_nothing() -> None:
     async def run() -> None:
-        stage, consumer = _stage(), _Committing()
-        provenance = asyncio.get_running_loop().create_future()
-        _screened_once(stage, provenance)
+        stage, consumer, provenance = _screened_once()
         committing = asyncio.ensure_future(stage._commit(consumer))
         await asyncio.sleep(0.01)
         committing.cancel()
