@@ -13,6 +13,7 @@ import asyncio
 from types import SimpleNamespace
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from agents.screen import ScreenStage
 
@@ -92,8 +93,8 @@ def _stage_with_helpers(consumer: _Backlog) -> tuple[ScreenStage, list[int]]:
 
     pool = SimpleNamespace(helpers=[object()], min_batch=250, screen=screen)
     ctx = SimpleNamespace(plans={"payments": SimpleNamespace(raw_topic=TP.topic)}, screen=None,
-                          effects=SimpleNamespace(forget=lambda: None), settings=SimpleNamespace(batch_size=500),
-                          screen_pool=pool, fault_hook=None,
+                          effects=SimpleNamespace(forget=lambda: None),
+                          settings=SimpleNamespace(batch_size=500, batch_within_s=0.05), screen_pool=pool, fault_hook=None,
                           metrics=SimpleNamespace(screen_latency=SimpleNamespace(observe=lambda s: None)))
     stage = ScreenStage(ctx)
     stage.consumer = consumer
@@ -129,6 +130,62 @@ def test_a_small_batch_ends_the_look_ahead_and_a_rewind_covers_every_batch_ahead
         assert not stage._ahead and consumer.seeks == [(TP, 0)]  # fetched again from the committed offset
 
     asyncio.run(run())
+
+
+class _Arriving(_Backlog):
+    """A ``_Backlog`` whose fetch can fail, or run a rebalance while it returns."""
+
+    def __init__(self, sizes: list[int], fail: bool = False, during=None) -> None:  # noqa: ANN001
+        super().__init__(sizes)
+        self.fail, self.during, self.asked = fail, during, []
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict:
+        self.asked.append((timeout_ms, max_records))
+        if self.during is not None:
+            await self.during()
+        if self.fail:
+            raise KafkaConnectionError("broker gone")
+        return await super().getmany(timeout_ms, max_records)
+
+
+def _small_batch_ahead(consumer: _Arriving) -> ScreenStage:
+    """A stage whose look-ahead took a small batch (offsets 0-99) once the batch in hand was screened."""
+    stage, _ = _stage_with_helpers(consumer)
+    stage.committed[(TP.topic, TP.partition)] = 0
+    asyncio.run(stage._look_ahead())
+    assert [len(a.fetched[TP]) for a in stage._ahead] == [100] and stage._ahead[0].screening is None
+    return stage
+
+
+def test_a_small_batch_fetched_ahead_is_topped_up_with_what_arrived_since_in_order() -> None:
+    consumer = _Arriving([100, 60])  # 60 more records arrived while the batch in hand was sent
+    stage = _small_batch_ahead(consumer)
+    received_at = stage._ahead[0].received_at
+    topped = asyncio.run(stage._fetch(consumer, 50, stage._ahead.popleft()))
+    assert [r.offset for r in topped.fetched[TP]] == list(range(160))  # one batch, the partition in order
+    assert consumer.asked[-1] == (0, 400)  # no wait, and never past the batch size
+    assert topped.received_at == received_at and topped.generation == stage._generation
+
+
+def test_a_rebalance_while_topping_up_drops_the_batch_fetched_ahead() -> None:
+    consumer = _Arriving([100, 60])
+    stage = _small_batch_ahead(consumer)
+    consumer.during = lambda: stage.on_partitions_revoked(set())
+    topped = asyncio.run(stage._fetch(consumer, 50, stage._ahead.popleft()))
+    # what came back comes from the new assignment (screened); the batch ahead is fetched again by its owner
+    assert topped.generation == stage._generation and [r.offset for r in topped.fetched[TP]] == list(range(100, 160))
+
+
+def test_a_failed_top_up_fetches_the_batch_ahead_again_from_the_committed_offset() -> None:
+    consumer = _Arriving([100])
+    stage = _small_batch_ahead(consumer)
+
+    async def stop() -> None:  # the loop ends after handling the failure
+        stage._stopped.set()
+
+    consumer.fail, consumer.during = True, stop
+    asyncio.run(asyncio.wait_for(ScreenStage._screen_forever(stage), 5))
+    assert consumer.seeks == [(TP, 0)] and not stage._ahead  # nothing taken from the consumer is lost
 
 
 class _Committing(_Backlog):
