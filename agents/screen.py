@@ -223,8 +223,8 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         it waits, unscreened, while the batch in hand is sent. Taken as it was, its records had
         waited a whole send already and what arrived meanwhile waited for the batch after it, and
         the loop could keep taking the next batch that early, batch after batch: at 1,250 events/s
-        the median ingress-to-cleared latency was 116-176 ms in seven of eight runs, 70-94 ms in
-        five of five with the top-up (docs/benchmarks.md, session 15)."""
+        the median ingress-to-cleared latency was 116-313 ms in nine of ten runs, 70-94 ms in twelve
+        of twelve with the top-up (docs/benchmarks.md, session 15)."""
         room = self.ctx.settings.batch_size - sum(len(records) for records in carried.fetched.values())
         more = await consumer.getmany(timeout_ms=0, max_records=room) if room > 0 else {}
         if carried.generation != self._generation:  # a rebalance meanwhile: the carried records are
