@@ -20,11 +20,12 @@ Progress = Callable[[int, int], None]
 
 
 async def produce(bootstrap: str, region: str, events: Iterable[GeneratedEvent],
-                  progress: Progress | None = None) -> int:
-    """Send every event to its ``R.raw.D`` topic and wait for all acks."""
+                  progress: Progress | None = None, compression: str | None = None) -> int:
+    """Send every event to its ``R.raw.D`` topic (in batches compressed with ``compression``, if
+    given) and wait for all acks."""
     names = RegionTopics(region)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                max_batch_size=256 * 1024, enable_idempotence=True)
+                                max_batch_size=256 * 1024, enable_idempotence=True, compression_type=compression)
     await producer.start()
     sent = 0
     try:

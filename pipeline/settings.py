@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="helper processes that screen part of each batch beside the worker's thread (0: the worker "
                     "screens alone); one uses the second core of a 2-core machine (docs/benchmarks.md, session 7)")
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
+    compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = Field(
+        default="zstd",
+        description="how the worker's producer compresses what it sends (cleared, held, rejected, provenance, "
+                    "the provenance table's changelog, audit). zstd wrote 3.3x fewer bytes to the broker's disk "
+                    "than none (docs/benchmarks.md, session 16); every Kafka client reads it")
     session_timeout_s: float = Field(
         default=10.0, ge=6, le=300, description="a worker silent this long leaves the group; its partitions move"
     )

@@ -154,6 +154,122 @@ class PeakRss:
         return round(self.peak / 2**20, 1)
 
 
+def written_bytes(pid: int, children: bool = False) -> dict[int, int]:
+    """Bytes each process (and, with ``children``, each of its children) has had written to storage
+    so far (``/proc/PID/io`` ``write_bytes``: counted when a page is dirtied, before writeback);
+    none where the system does not tell."""
+    out: dict[int, int] = {}
+    try:
+        process = psutil.Process(pid)
+        family = [process, *process.children(recursive=True)] if children else [process]
+    except psutil.Error:
+        return out
+    for member in family:
+        try:
+            out[member.pid] = member.io_counters().write_bytes
+        except (psutil.Error, AttributeError):  # it ended, or no I/O accounting here
+            pass
+    return out
+
+
+class DiskWrites:
+    """Bytes written to storage from ``start`` to ``stop`` by the workers (with their children) and
+    the broker when it runs here: what the page cache later writes back."""
+
+    def __init__(self, pids: list[int], broker_pid: int | None) -> None:
+        self.pids, self.broker_pid = pids, broker_pid
+        self._start: dict[str, dict[int, int]] = {}
+        self.used: dict[str, int] = {}
+
+    def _now(self) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {"workers": {}}
+        for pid in self.pids:
+            out["workers"].update(written_bytes(pid, children=True))
+        if self.broker_pid is not None:
+            out["broker"] = written_bytes(self.broker_pid)
+        return out
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> None:
+        self.used = {name: sum(n - self._start.get(name, {}).get(pid, 0) for pid, n in readings.items())
+                     for name, readings in self._now().items() if readings}
+
+    def per_event(self, events: int) -> dict[str, int]:
+        return {name: round(n / events) for name, n in self.used.items()} if events else {}
+
+
+PAGE_CACHE_SETTINGS = ("dirty_expire_centisecs", "dirty_writeback_centisecs", "dirty_background_ratio",
+                       "dirty_ratio", "dirty_background_bytes", "dirty_bytes")
+
+
+def page_cache() -> dict[str, int]:
+    """The kernel's page-cache writeback settings (Linux ``/proc/sys/vm``). With the default 30 s
+    expiry, written data goes to disk in bursts of up to ~250 MB during the latency run, and the
+    seconds around each read up to a second of latency (docs/benchmarks.md, session 15)."""
+    out = {}
+    for name in PAGE_CACHE_SETTINGS:
+        try:
+            with open(f"/proc/sys/vm/{name}") as setting:
+                out[name] = int(setting.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def dirty_mb() -> float | None:
+    """Data written but not yet on disk, machine-wide (``Dirty`` in ``/proc/meminfo``), in MB."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            line = next((line for line in meminfo if line.startswith("Dirty:")), None)
+    except OSError:
+        return None
+    return None if line is None else round(int(line.split()[1]) / 1024, 1)
+
+
+WRITEBACK_DROP_MB = 40.0  # Dirty falling this much within one sample is a writeback burst
+
+
+class DirtyWatch:
+    """Samples ``Dirty`` every ``interval`` seconds in a thread: its peak, and the seconds (since
+    ``__enter__``) at which it fell ``WRITEBACK_DROP_MB`` or more below its last high (a writeback
+    burst, which lasts while it keeps falling) with the MB it fell."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self.bursts: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        began, high = time.monotonic(), dirty_mb()
+        last, burst = high, None
+        while high is not None and not self._stop.wait(self.interval):
+            now = dirty_mb()
+            if now is None:
+                return
+            self.peak_mb = max(self.peak_mb, now)
+            if burst is not None and now < last:  # still falling: the same burst
+                burst["mb"] += round(last - now)
+            else:
+                burst = None
+                if high - now >= WRITEBACK_DROP_MB:
+                    burst = {"s": round(time.monotonic() - began, 1), "mb": round(high - now)}
+                    self.bursts.append(burst)
+            high = now if burst is not None else max(high, now)
+            last = now
+
+    def __enter__(self) -> DirtyWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far."""
     times = psutil.Process(pid).cpu_times()
@@ -291,7 +407,8 @@ def machine(home: str | os.PathLike[str]) -> dict[str, object]:
     except OSError:
         pass
     return {"cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "cpu_model": model, "load_average_at_start": [round(x, 2) for x in os.getloadavg()], **disk(home)}
+            "cpu_model": model, "load_average_at_start": [round(x, 2) for x in os.getloadavg()], **disk(home),
+            "page_cache": page_cache()}
 
 
 def disk(home: str | os.PathLike[str]) -> dict[str, object]:

@@ -30,8 +30,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pipeline.admin import apply_topics
 from pipeline.benchmark.events import bench_events
 from pipeline.benchmark.fleet import Passthrough, WorkerEnv, region_policy
-from pipeline.benchmark.measure import (CpuMeter, Offsets, PeakRss, Window, by_second, listening_pid,
-                                        loop_lag_buckets, loop_lag_summary, wait_for_count)
+from pipeline.benchmark.measure import (CpuMeter, DirtyWatch, DiskWrites, Offsets, PeakRss, Window, by_second,
+                                        listening_pid, loop_lag_buckets, loop_lag_summary, wait_for_count)
 from pipeline.benchmark.options import Options
 from pipeline.harness import outcome_topics, produce
 from pipeline.policy import LoadedPolicy
@@ -162,18 +162,24 @@ async def _throughput(run: Run, loaded: LoadedPolicy, fleet: list, label: str) -
     outcomes = list(outcome_topics(loaded.policy))
     await wait_for_count(run.offsets, outcomes, 1, f"{label} first outcome", run.options.stage_timeout_s,
                          lambda _: None, alive)
-    cpu = CpuMeter([w.proc.pid for w in fleet], listening_pid(run.bootstrap))
+    broker_pid = listening_pid(run.bootstrap)
+    cpu = CpuMeter([w.proc.pid for w in fleet], broker_pid)
+    writes = DiskWrites([w.proc.pid for w in fleet], broker_pid)
     cpu.start()  # CPU per event holds on a busy box; events/s does not
+    writes.start()
     await wait_topology(run, loaded, run.options.events, label, alive)
     cpu.stop()
+    writes.stop()
     cpu_us = cpu.us_per_event(run.options.events)
+    written = writes.per_event(run.options.events)
     window = await topology_window(run, loaded)
     to_outcomes = await run.offsets.window(outcomes)
     run.say(f"{label}: {window.eps:,.0f} events/s end to end ({to_outcomes.eps:,.0f}/s to outcomes); CPU us per "
             f"event: workers {cpu_us.get('process', 0):,}, their helpers and verifiers {cpu_us.get('children', 0):,}, "
-            f"broker {cpu_us.get('broker', 0):,}")
+            f"broker {cpu_us.get('broker', 0):,}; bytes written to disk per event: "
+            + (", ".join(f"{name} {n:,}" for name, n in written.items()) or "not known here"))
     return {"window": window, "outcomes_eps": to_outcomes.eps, "cpu_us_per_event": cpu_us.get("process", 0),
-            "cpu": cpu_us}
+            "cpu": cpu_us, "write_bytes_per_event": written}
 
 
 async def screen_stage(run: Run, loaded: LoadedPolicy | None = None, label: str = "screen",
@@ -251,7 +257,8 @@ async def latency_stage(run: Run, rate: float, alive: Callable[[], bool], loaded
     meter = CpuMeter([w.proc.pid for w in fleet], listening_pid(run.bootstrap), own=True) if fleet else None
     metering = asyncio.get_running_loop().call_later(run.options.warmup_s, meter.start) if meter else None
     try:
-        sent = await _produce_at(run.bootstrap, RegionTopics(loaded.policy.region), events, rate)
+        with DirtyWatch() as dirty:
+            sent = await _produce_at(run.bootstrap, RegionTopics(loaded.policy.region), events, rate)
     finally:
         if metering is not None:
             metering.cancel()
@@ -271,10 +278,15 @@ async def latency_stage(run: Run, rate: float, alive: Callable[[], bool], loaded
     seconds = by_second((sent[eid], ms) for eid, ms in found)
     run.say("latency by second since the first send (median/max ms): "
             + " ".join(f"{row['p50_ms']}/{row['max_ms']}" for row in seconds))
+    if dirty.peak_mb:
+        run.say(f"latency: data waiting for writeback (Dirty) peaked at {dirty.peak_mb:,.0f} MB; writeback bursts at "
+                + (", ".join(f"{b['s']:g} s ({b['mb']} MB)" for b in dirty.bursts) or "none")
+                + " since the first send (a burst can stall the broker's writes: docs/operations.md, Sizing)")
     return {"p50_ms": p50, "p99_ms": p99, "latency_rate_eps": round(rate), "latency_events": count, **busy,
             "latency_cleared": len(latencies), "latency_max_ms": latencies[-1],
             "latency_warmup_s": run.options.warmup_s, "p99_ms_with_warmup": _quantile(everything, 0.99),
-            "latency_by_second": seconds}
+            "latency_by_second": seconds, "latency_dirty_peak_mb": dirty.peak_mb,
+            "latency_writeback_bursts": dirty.bursts}
 
 
 def _busy(run: Run, meter: CpuMeter | None) -> dict[str, object]:

@@ -95,7 +95,7 @@ def test_when_a_mixed_batch_flows_then_each_event_ends_in_its_one_expected_outco
     mix = list(generate(600, seed=11))
     worker = worker_factory(loaded)
     try:
-        asyncio.run(produce(kafka_bootstrap, "flow", mix))
+        asyncio.run(produce(kafka_bootstrap, "flow", mix, compression="lz4"))  # the worker's own output: zstd
         outcomes = asyncio.run(collect(kafka_bootstrap, loaded.policy, {e.event_id for e in mix}, 150))
         assert worker.alive, worker.log_tail()
         ids = {e.event_id for e in mix}

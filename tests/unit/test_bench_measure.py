@@ -98,3 +98,72 @@ def test_a_meter_never_started_reports_no_shares() -> None:
     meter = CpuMeter([], None, own=True)
     meter.stop()
     assert not meter.started and meter.percent_of_a_core() == {}
+
+
+def test_disk_writes_counts_what_a_workers_child_writes_and_nothing_before_start(tmp_path) -> None:  # noqa: ANN001
+    """RocksDB writes from the worker, and its children write too: bytes per event of the fleet
+    include them. What was written before ``start`` is not counted."""
+    import subprocess
+    import sys
+    import time
+
+    from pipeline.benchmark.measure import DiskWrites
+
+    go, done = tmp_path / "go", tmp_path / "done"
+    write = (f"import os, pathlib, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.02)\n"
+             f"pathlib.Path({str(tmp_path / 'out')!r}).write_bytes(b'x' * (8 << 20))\n"
+             f"pathlib.Path({str(done)!r}).touch()\ntime.sleep(30)")
+    before = f"import pathlib\npathlib.Path({str(tmp_path / 'before')!r}).write_bytes(b'y' * (4 << 20))\n"
+    worker = subprocess.Popen([sys.executable, "-c", f"{before}import subprocess, sys, time\n"
+                               f"subprocess.Popen([sys.executable, '-c', {write!r}])\ntime.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "before").exists() or not _children(worker.pid):
+            assert time.monotonic() < deadline, "the worker never started its child"
+            time.sleep(0.05)
+        writes = DiskWrites([worker.pid], None)
+        writes.start()
+        go.touch()
+        while not done.exists():
+            assert time.monotonic() < deadline, "the child never wrote its file"
+            time.sleep(0.05)
+        writes.stop()
+    finally:
+        worker.kill()
+        worker.wait()
+    assert 8 << 20 <= writes.used["workers"] < 11 << 20
+    assert writes.per_event(1024) == {"workers": round(writes.used["workers"] / 1024)}
+
+
+def _children(pid: int) -> list:
+    import psutil
+
+    return psutil.Process(pid).children()
+
+
+def test_the_machine_report_holds_the_page_cache_writeback_settings(tmp_path) -> None:  # noqa: ANN001
+    expiry = int(open("/proc/sys/vm/dirty_expire_centisecs").read())
+
+    settings = machine(tmp_path)["page_cache"]
+
+    assert settings["dirty_expire_centisecs"] == expiry
+    assert {"dirty_writeback_centisecs", "dirty_background_ratio", "dirty_ratio"} <= settings.keys()
+
+
+def test_dirty_watch_reports_the_peak_and_each_burst_once(monkeypatch) -> None:  # noqa: ANN001
+    """A burst seen over several samples is one burst; a slow fall under the threshold is none."""
+    import time
+
+    from pipeline.benchmark import measure
+
+    readings = iter([100, 150, 210, 120, 30, 30, 40, 70, 60, 50, 45, 90, 40] + [40] * 10_000)
+    monkeypatch.setattr(measure, "dirty_mb", lambda: float(next(readings)))
+
+    with measure.DirtyWatch(interval=0.001) as watch:
+        deadline = time.monotonic() + 10
+        while len(watch.bursts) < 2:
+            assert time.monotonic() < deadline, f"bursts seen: {watch.bursts}"
+            time.sleep(0.01)
+
+    assert watch.peak_mb == 210
+    assert [b["mb"] for b in watch.bursts] == [180, 50]
