@@ -18,7 +18,7 @@ import orjson
 from pipeline import broker, interrupts
 from pipeline.benchmark import run as stages
 from pipeline.benchmark.fleet import region_policy
-from pipeline.benchmark.measure import Offsets, disk_warning, host_probe, machine, versions
+from pipeline.benchmark.measure import Offsets, disk_warning, host_probe, machine, versions, writeback_note
 
 
 def say(message: str) -> None:
@@ -39,6 +39,8 @@ def run_bench(options: stages.Options, json_path: Path | None, home: Path, recov
     info = {"machine": machine(home)}
     if warning := disk_warning(info["machine"]):
         say(warning)
+    if note := writeback_note(info["machine"]):
+        say(note)
     choice = None
     ok = False
     try:

@@ -429,6 +429,17 @@ def disk_warning(info: dict[str, object]) -> str | None:
     return None
 
 
+def writeback_note(info: dict[str, object]) -> str | None:
+    """What the host's page-cache expiry means for the latency run, when it is Linux's default or
+    longer (a shorter one is the operator's choice and needs no word)."""
+    expiry = (info.get("page_cache") or {}).get("dirty_expire_centisecs")  # type: ignore[union-attr]
+    if isinstance(expiry, int) and expiry >= 3000:
+        return (f"note: this host writes data back to disk {expiry / 100:g} s after it is written "
+                f"(vm.dirty_expire_centisecs={expiry}), in bursts; a burst during the latency run can stall the "
+                f"broker's writes and show as a slow second (the run reports each burst; docs/operations.md, Sizing)")
+    return None
+
+
 def versions(kafka: str) -> dict[str, str]:
     return {"python": platform.python_version(), "faust": metadata.version("faust-streaming"),
             "aiokafka": metadata.version("aiokafka"), "kafka": kafka}

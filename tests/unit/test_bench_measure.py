@@ -167,3 +167,13 @@ def test_dirty_watch_reports_the_peak_and_each_burst_once(monkeypatch) -> None: 
 
     assert watch.peak_mb == 210
     assert [b["mb"] for b in watch.bursts] == [180, 50]
+
+
+def test_a_default_writeback_expiry_is_noted_and_a_short_one_is_not() -> None:
+    from pipeline.benchmark.measure import writeback_note
+
+    note = writeback_note({"page_cache": {"dirty_expire_centisecs": 3000}})
+
+    assert note is not None and "30 s" in note and "vm.dirty_expire_centisecs=3000" in note
+    assert writeback_note({"page_cache": {"dirty_expire_centisecs": 300}}) is None
+    assert writeback_note({"page_cache": {}}) is None  # not Linux: nothing to say
