@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Self
 
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -116,16 +117,35 @@ async def wait_for_count(offsets: Offsets, topics: list[str], target: int, label
         await asyncio.sleep(0.25)
 
 
-class PeakRss:
+class _Sampler:
+    """A thread that reads something every ``interval`` seconds (``_run``, until ``_stop`` is set)
+    from ``__enter__`` to ``__exit__``."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class PeakRss(_Sampler):
     """Samples the resident set size of a process and its children (the worker's audit verifier runs
     in one) every ``interval`` seconds in a thread; ``peak_mb``."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         self.process = psutil.Process(pid)
-        self.interval = interval
         self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -140,14 +160,6 @@ class PeakRss:
                     pass  # it ended between the listing and the reading
             self.peak = max(self.peak, rss)
             self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
     @property
     def peak_mb(self) -> float:
@@ -231,17 +243,15 @@ def dirty_mb() -> float | None:
 WRITEBACK_DROP_MB = 40.0  # Dirty falling this much within one sample is a writeback burst
 
 
-class DirtyWatch:
+class DirtyWatch(_Sampler):
     """Samples ``Dirty`` every ``interval`` seconds in a thread: its peak, and the seconds (since
     ``__enter__``) at which it fell ``WRITEBACK_DROP_MB`` or more below its last high (a writeback
     burst, which lasts while it keeps falling) with the MB it fell."""
 
     def __init__(self, interval: float = 0.25) -> None:
-        self.interval = interval
         self.peak_mb = 0.0
         self.bursts: list[dict[str, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval)
 
     def _run(self) -> None:
         began, high = time.monotonic(), dirty_mb()
@@ -260,14 +270,6 @@ class DirtyWatch:
                     self.bursts.append(burst)
             high = now if burst is not None else max(high, now)
             last = now
-
-    def __enter__(self) -> DirtyWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def cpu_seconds(pid: int) -> float:
