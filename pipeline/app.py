@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from pipeline.compression import use_level
 from pipeline.settings import Settings
 from pipeline.topics import app_id
 
@@ -14,6 +15,7 @@ CONSUMER_FETCH_BYTES = 4 * 1024 * 1024
 def create_app(settings: Settings, region: str) -> faust.App:
     """The ``<region>.residency`` app; nothing here binds an event loop or touches the network."""
     brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
+    use_level(settings.compression, settings.compression_level)  # aiokafka has no setting for it
     return faust.App(
         settings.app_id or app_id(region),  # the namespace guard refuses one outside the region
         broker=brokers,

@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.compression import level_problem
 from pipeline.keys import KeyRing
 
 
@@ -69,6 +70,11 @@ class Settings(BaseSettings):
         description="how the worker's producer compresses what it sends (cleared, held, rejected, provenance, "
                     "the provenance table's changelog, audit). With zstd the broker wrote 7.8x fewer bytes per event "
                     "than with none (docs/benchmarks.md, session 16); Kafka clients from 2.1 on read every codec")
+    compression_level: int | None = Field(
+        default=None,
+        description="the level of RESIDENCY_COMPRESSION (zstd -131072 to 22, lz4 1 to 17, gzip 1 to 9); unset: "
+                    "zstd 1, lz4 9, gzip 6. On the worker's outputs zstd 1 compressed better than 3 (Kafka's "
+                    "default) in 56% less CPU (docs/benchmarks.md, session 17)")
     session_timeout_s: float = Field(
         default=10.0, ge=6, le=300, description="a worker silent this long leaves the group; its partitions move"
     )
@@ -93,6 +99,14 @@ class Settings(BaseSettings):
     expiry_check_s: float = Field(default=5.0, gt=0, le=3600, description="how often each worker looks for expired holds")
     enable_test_hooks: bool = Field(default=False, description="test only: honour test_faults (never in production)")
     test_faults: str | None = Field(default=None, description="test only: faults to inject, see pipeline/faults.py")
+
+    @model_validator(mode="after")
+    def _level_fits_the_codec(self) -> Settings:
+        if self.compression_level is not None:
+            problem = level_problem(self.compression, self.compression_level)
+            if problem:
+                raise ValueError(f"compression_level: {problem}")
+        return self
 
     @field_validator("keys", "producer_keys", mode="before")
     @classmethod
