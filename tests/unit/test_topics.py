@@ -5,19 +5,35 @@ from aiokafka.partitioner import murmur2 as reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.topics import key_partition, murmur2
+import pytest
+
+from pipeline import topics
+from pipeline.topics import key_partition, murmur2, murmur2_python
 
 
 @settings(max_examples=2000)
 @given(st.binary(max_size=400))
 def test_murmur2_is_kafkas(data: bytes) -> None:
     assert murmur2(data) == reference(data)
+    assert murmur2_python(data) == reference(data)
 
 
 def test_every_tail_length_and_long_keys() -> None:
     for n in (*range(40), 255, 256, 257, 258, 259, 4096):
         data = bytes((i * 131 + 7) % 256 for i in range(n))
         assert murmur2(data) == reference(data), n
+        assert murmur2_python(data) == reference(data), n
+
+
+def test_the_compiled_hash_is_the_one_in_use() -> None:
+    # a dependency (pyproject.toml); without it every key would cost the Python loop
+    assert topics._compiled is not None
+
+
+def test_without_the_compiled_hash_the_python_one_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(topics, "_compiled", None)
+    assert [murmur2(key) for key in (b"", b"abc", b"payments-00000001")] == \
+        [reference(key) for key in (b"", b"abc", b"payments-00000001")]
 
 
 @given(st.binary(max_size=64), st.integers(min_value=1, max_value=64))
