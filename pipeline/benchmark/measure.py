@@ -166,52 +166,6 @@ class PeakRss(_Sampler):
         return round(self.peak / 2**20, 1)
 
 
-def written_bytes(pid: int, children: bool = False) -> dict[int, int]:
-    """Bytes each process (and, with ``children``, each of its children) has had written to storage
-    so far (``/proc/PID/io`` ``write_bytes``: counted when a page is dirtied, before writeback);
-    none where the system does not tell."""
-    out: dict[int, int] = {}
-    try:
-        process = psutil.Process(pid)
-        family = [process, *process.children(recursive=True)] if children else [process]
-    except psutil.Error:
-        return out
-    for member in family:
-        try:
-            out[member.pid] = member.io_counters().write_bytes
-        except (psutil.Error, AttributeError):  # it ended, or no I/O accounting here
-            pass
-    return out
-
-
-class DiskWrites:
-    """Bytes written to storage from ``start`` to ``stop`` by the workers (with their children) and
-    the broker when it runs here: what the page cache later writes back."""
-
-    def __init__(self, pids: list[int], broker_pid: int | None) -> None:
-        self.pids, self.broker_pid = pids, broker_pid
-        self._start: dict[str, dict[int, int]] = {}
-        self.used: dict[str, int] = {}
-
-    def _now(self) -> dict[str, dict[int, int]]:
-        out: dict[str, dict[int, int]] = {"workers": {}}
-        for pid in self.pids:
-            out["workers"].update(written_bytes(pid, children=True))
-        if self.broker_pid is not None:
-            out["broker"] = written_bytes(self.broker_pid)
-        return out
-
-    def start(self) -> None:
-        self._start = self._now()
-
-    def stop(self) -> None:
-        self.used = {name: sum(n - self._start.get(name, {}).get(pid, 0) for pid, n in readings.items())
-                     for name, readings in self._now().items() if readings}
-
-    def per_event(self, events: int) -> dict[str, int]:
-        return {name: round(n / events) for name, n in self.used.items()} if events else {}
-
-
 PAGE_CACHE_SETTINGS = ("dirty_expire_centisecs", "dirty_writeback_centisecs", "dirty_background_ratio",
                        "dirty_ratio", "dirty_background_bytes", "dirty_bytes")
 
@@ -272,12 +226,6 @@ class DirtyWatch(_Sampler):
             last = now
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
-
-
 def machine_cpu() -> float:
     """CPU seconds the whole machine was busy so far, all CPUs (not idle or waiting for I/O; it
     includes the kernel's work, such as loopback networking, that no process is charged for)."""
@@ -298,11 +246,14 @@ def listening_pid(bootstrap: str) -> int | None:
 
 
 class CpuMeter:
-    """CPU seconds from ``start`` to ``stop`` of the workers (``process``), of their child processes
-    (``children``: screen helpers and audit verifiers) and of the broker when it runs here.
+    """CPU seconds, and bytes written to storage, from ``start`` to ``stop`` of the workers
+    (``process``), of their child processes (``children``: screen helpers and audit verifiers) and
+    of the broker when it runs here, each process read once per reading.
 
-    Counted per process: one that starts in between counts from zero; one that ends in between
-    counts up to its last reading (none: CPU of a child that ends in between is missed)."""
+    Bytes are ``/proc/PID/io`` ``write_bytes``: counted when a page is dirtied, before writeback,
+    i.e. what the page cache later writes back; none where the system does not tell. Counted per
+    process: one that starts in between counts from zero; one that ends in between counts up to
+    its last reading (none: what a child that ends in between used is missed)."""
 
     def __init__(self, pids: int | list[int], broker_pid: int | None, own: bool = False) -> None:
         self.workers = [pids] if isinstance(pids, int) else list(pids)
@@ -311,27 +262,41 @@ class CpuMeter:
         self._since: tuple[float, float] | None = None  # at start: the machine's busy CPU seconds, monotonic time
         self.machine_busy = 0.0  # CPU seconds the whole machine was busy from start to stop
         self.seconds = 0.0  # wall-clock seconds from start to stop
-        self._start: dict[str, dict[int, float]] = {}
-        self._last: dict[str, dict[int, float]] = {}
+        # group -> pid -> (CPU seconds, bytes written or None) at start, and at the last reading
+        self._start: dict[str, dict[int, tuple[float, int | None]]] = {}
+        self._last: dict[str, dict[int, tuple[float, int | None]]] = {}
         self.used: dict[str, float] = {}
+        self.written: dict[str, int] = {}  # ``workers`` (process and children) and ``broker``
 
-    def _now(self) -> dict[str, dict[int, float]]:
-        out: dict[str, dict[int, float]] = {"process": {}, "children": {}, "broker": {}}
+    @staticmethod
+    def _read(process: psutil.Process) -> tuple[float, int | None]:
+        times = process.cpu_times()
+        try:
+            written = process.io_counters().write_bytes
+        except (psutil.AccessDenied, AttributeError):  # no I/O accounting here
+            written = None
+        return times.user + times.system, written
+
+    def _now(self) -> dict[str, dict[int, tuple[float, int | None]]]:
+        out: dict[str, dict[int, tuple[float, int | None]]] = {"process": {}, "children": {}, "broker": {}}
         for pid in self.workers:
             try:
-                out["process"][pid] = cpu_seconds(pid)
-                for child in psutil.Process(pid).children(recursive=True):
-                    times = child.cpu_times()
-                    out["children"][child.pid] = times.user + times.system
+                worker = psutil.Process(pid)
+                out["process"][pid] = self._read(worker)
+                children = worker.children(recursive=True)
             except psutil.Error:
-                pass  # it ended: its last reading stands
-        if self.broker_pid is not None:
-            try:
-                out["broker"][self.broker_pid] = cpu_seconds(self.broker_pid)
-            except psutil.Error:
-                pass
-        if self.own:
-            out["bench"] = {os.getpid(): cpu_seconds(os.getpid())}
+                continue  # it ended: its last reading stands
+            for child in children:
+                try:
+                    out["children"][child.pid] = self._read(child)
+                except psutil.Error:
+                    pass  # it ended between the listing and the reading
+        for name, pid in (("broker", self.broker_pid), ("bench", os.getpid() if self.own else None)):
+            if pid is not None:
+                try:
+                    out.setdefault(name, {})[pid] = self._read(psutil.Process(pid))
+                except psutil.Error:
+                    pass
         return out
 
     def sample(self) -> None:
@@ -346,8 +311,15 @@ class CpuMeter:
 
     def stop(self) -> None:
         self.sample()
-        self.used = {name: sum(seconds - self._start.get(name, {}).get(pid, 0.0) for pid, seconds in readings.items())
+        self.used = {name: sum(cpu - self._start.get(name, {}).get(pid, (0.0, None))[0]
+                               for pid, (cpu, _) in readings.items())
                      for name, readings in self._last.items() if readings}
+        self.written = {}
+        for group, names in (("workers", ("process", "children")), ("broker", ("broker",))):
+            deltas = [written - (self._start.get(name, {}).get(pid, (0.0, None))[1] or 0)
+                      for name in names for pid, (_, written) in self._last.get(name, {}).items() if written is not None]
+            if deltas:
+                self.written[group] = sum(deltas)
         if self._since is not None:
             busy, began = self._since
             self.machine_busy, self.seconds = machine_cpu() - busy, time.monotonic() - began
@@ -366,6 +338,10 @@ class CpuMeter:
 
     def us_per_event(self, events: int) -> dict[str, int]:
         return {name: round(1e6 * seconds / events) for name, seconds in self.used.items()}
+
+    def written_per_event(self, events: int) -> dict[str, int]:
+        """Bytes written to storage per event: ``workers`` (with their children) and ``broker``."""
+        return {name: round(n / events) for name, n in self.written.items()} if events else {}
 
 
 PROBE_ITERATIONS = 200_000

@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pipeline.admin import apply_topics
 from pipeline.benchmark.events import bench_events
 from pipeline.benchmark.fleet import Passthrough, WorkerEnv, region_policy
-from pipeline.benchmark.measure import (CpuMeter, DirtyWatch, DiskWrites, Offsets, PeakRss, Window, by_second,
+from pipeline.benchmark.measure import (CpuMeter, DirtyWatch, Offsets, PeakRss, Window, by_second,
                                         listening_pid, loop_lag_buckets, loop_lag_summary, wait_for_count)
 from pipeline.benchmark.options import Options
 from pipeline.harness import outcome_topics, produce
@@ -164,14 +164,11 @@ async def _throughput(run: Run, loaded: LoadedPolicy, fleet: list, label: str) -
                          lambda _: None, alive)
     broker_pid = listening_pid(run.bootstrap)
     cpu = CpuMeter([w.proc.pid for w in fleet], broker_pid)
-    writes = DiskWrites([w.proc.pid for w in fleet], broker_pid)
     cpu.start()  # CPU per event holds on a busy box; events/s does not
-    writes.start()
     await wait_topology(run, loaded, run.options.events, label, alive)
     cpu.stop()
-    writes.stop()
     cpu_us = cpu.us_per_event(run.options.events)
-    written = writes.per_event(run.options.events)
+    written = cpu.written_per_event(run.options.events)
     window = await topology_window(run, loaded)
     to_outcomes = await run.offsets.window(outcomes)
     run.say(f"{label}: {window.eps:,.0f} events/s end to end ({to_outcomes.eps:,.0f}/s to outcomes); CPU us per "

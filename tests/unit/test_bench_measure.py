@@ -100,14 +100,14 @@ def test_a_meter_never_started_reports_no_shares() -> None:
     assert not meter.started and meter.percent_of_a_core() == {}
 
 
-def test_disk_writes_counts_what_a_workers_child_writes_and_nothing_before_start(tmp_path) -> None:  # noqa: ANN001
+def test_the_meter_counts_what_a_workers_child_writes_and_nothing_before_start(tmp_path) -> None:  # noqa: ANN001
     """RocksDB writes from the worker, and its children write too: bytes per event of the fleet
     include them. What was written before ``start`` is not counted."""
     import subprocess
     import sys
     import time
 
-    from pipeline.benchmark.measure import DiskWrites
+    from pipeline.benchmark.measure import CpuMeter
 
     go, done = tmp_path / "go", tmp_path / "done"
     write = (f"import os, pathlib, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.02)\n"
@@ -121,7 +121,7 @@ def test_disk_writes_counts_what_a_workers_child_writes_and_nothing_before_start
         while not (tmp_path / "before").exists() or not _children(worker.pid):
             assert time.monotonic() < deadline, "the worker never started its child"
             time.sleep(0.05)
-        writes = DiskWrites([worker.pid], None)
+        writes = CpuMeter([worker.pid], None)
         writes.start()
         go.touch()
         while not done.exists():
@@ -131,8 +131,8 @@ def test_disk_writes_counts_what_a_workers_child_writes_and_nothing_before_start
     finally:
         worker.kill()
         worker.wait()
-    assert 8 << 20 <= writes.used["workers"] < 11 << 20
-    assert writes.per_event(1024) == {"workers": round(writes.used["workers"] / 1024)}
+    assert 8 << 20 <= writes.written["workers"] < 11 << 20
+    assert writes.written_per_event(1024) == {"workers": round(writes.written["workers"] / 1024)}
 
 
 def _children(pid: int) -> list:
