@@ -77,3 +77,19 @@ def test_the_host_probe_times_a_fixed_loop_on_each_cpu_and_leaves_the_affinity_a
     probes = host_probe(passes=1)
     assert len(probes) == len(before) and all(1.0 < p < 5000.0 for p in probes), probes
     assert os.sched_getaffinity(0) == before
+
+
+def test_a_round_whose_stages_ran_at_different_host_speeds_is_said_and_its_figures_kept() -> None:
+    from pipeline.benchmark.main import speed_notes, summarize_rounds
+
+    rounds = [  # run 1 of docs/benchmarks.md, session 17: Faust at ~11 ms, screen at ~19 ms; then both ~20 ms
+        {"probe_faust_ms": [10.7, 10.5], "faust_eps": 2742.0, "probe_screen_ms": [18.5, 19.6], "screen_eps": 3564.0,
+         "screen_outcomes_eps": 3724.0, "rss_mb": 351.5},
+        {"probe_faust_ms": [18.6, 19.7], "faust_eps": 1972.0, "probe_screen_ms": [20.8, 19.8], "screen_eps": 3536.0,
+         "screen_outcomes_eps": 3608.0, "rss_mb": 353.3},
+    ]
+    out = summarize_rounds(rounds)
+    notes = speed_notes(out["rounds"])
+    assert len(notes) == 1 and notes[0].startswith("round 1:") and "slower" in notes[0] and "1.3" in notes[0]
+    assert [r["screen_over_faust"] for r in out["rounds"]] == [1.3, 1.793]  # unchanged
+    assert speed_notes([{"faust_eps": 2000}]) == [] and speed_notes([{**out["rounds"][1]}]) == []
