@@ -7,7 +7,7 @@ builders (the Cython one and the pure-Python one) look up as module globals when
 the process (a worker has one: Faust's, which also sends through ``pipeline.sender``).
 
 On the worker's own outputs (cleared records, provenance, its table's changelog, audit), zstd at 1
-wrote a smaller batch than at 3 (10.3x against 9.2x) in 56% less CPU, and compression was ~5% of
+wrote a smaller batch than at 3 (10.3x against 9.2x) in 44% less CPU (1.8x faster), and compression was ~5% of
 the worker's main thread at 3 (docs/benchmarks.md, session 17). Only the sender's cost changes: a
 consumer decompresses any level the same way.
 """

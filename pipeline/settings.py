@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         default=None,
         description="the level of RESIDENCY_COMPRESSION (zstd -131072 to 22, lz4 1 to 17, gzip 1 to 9); unset: "
                     "zstd 1, lz4 9, gzip 6. On the worker's outputs zstd 1 compressed better than 3 (Kafka's "
-                    "default) in 56% less CPU (docs/benchmarks.md, session 17)")
+                    "default) in 44% less CPU (docs/benchmarks.md, session 17)")
     session_timeout_s: float = Field(
         default=10.0, ge=6, le=300, description="a worker silent this long leaves the group; its partitions move"
     )
