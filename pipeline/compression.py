@@ -17,13 +17,21 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-# codec -> (aiokafka's encoder, its level keyword, lowest level, highest level, residency's default)
-CODECS: dict[str, tuple[str, str, int, int, int]] = {
-    "zstd": ("zstd_encode", "level", -131072, 22, 1),  # Kafka's range; its default is 3
-    "lz4": ("lz4_encode", "level", 1, 17, 9),  # Kafka's default and aiokafka's
-    "gzip": ("gzip_encode", "compresslevel", 1, 9, 6),  # Kafka's default (aiokafka's is 9)
+
+class Levels(NamedTuple):
+    encoder: str  # aiokafka's encoder function
+    keyword: str  # its level argument
+    low: int
+    high: int
+    default: int  # residency's
+
+
+CODECS: dict[str, Levels] = {
+    "zstd": Levels("zstd_encode", "level", -131072, 22, 1),  # Kafka's range; its default is 3
+    "lz4": Levels("lz4_encode", "level", 1, 17, 9),  # Kafka's default and aiokafka's
+    "gzip": Levels("gzip_encode", "compresslevel", 1, 9, 6),  # Kafka's default (aiokafka's is 9)
 }
 _BUILDERS = ("aiokafka.record.default_records", "aiokafka.record._crecords.default_records")
 _ORIGINAL: dict[tuple[str, str], Callable[..., bytes]] = {}  # (module, encoder) -> aiokafka's own
@@ -31,16 +39,16 @@ _ORIGINAL: dict[tuple[str, str], Callable[..., bytes]] = {}  # (module, encoder)
 
 def default_level(codec: str) -> int | None:
     """The level residency compresses ``codec`` at unless told otherwise (None: it has no levels)."""
-    return CODECS[codec][4] if codec in CODECS else None
+    return CODECS[codec].default if codec in CODECS else None
 
 
 def level_problem(codec: str, level: int) -> str | None:
     """Why ``level`` cannot be used with ``codec`` (None: it can)."""
     if codec not in CODECS:
         return f"{codec} has no compression levels"
-    low, high = CODECS[codec][2:4]
-    if not low <= level <= high:
-        return f"{codec} levels run from {low} to {high}"
+    levels = CODECS[codec]
+    if not levels.low <= level <= levels.high:
+        return f"{codec} levels run from {levels.low} to {levels.high}"
     return None
 
 
@@ -53,7 +61,7 @@ def use_level(codec: str, level: int | None = None) -> int | None:
     problem = level_problem(codec, chosen)
     if problem:
         raise ValueError(problem)
-    encoder, keyword = CODECS[codec][:2]
+    encoder, keyword = CODECS[codec].encoder, CODECS[codec].keyword
     for name in _BUILDERS:
         try:
             module: Any = importlib.import_module(name)
