@@ -33,6 +33,9 @@ def _stage_say(message: str) -> None:
 
 def run_bench(options: stages.Options, json_path: Path | None, home: Path, recovery_entries: int = 0) -> int:
     interrupts.install()
+    if "screen" in options.stages and (problem := stages.load_generator_problem()):
+        say(problem)  # before minutes of baselines, not after them
+        return 2
     home.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=home))
     started = time.monotonic()

@@ -308,6 +308,16 @@ TICK_S = 0.005  # the latency producer hands the client what is due every 5 ms (
 FLUSH_TIMEOUT_S = 60.0
 
 
+def load_generator_problem() -> str | None:
+    """Why the latency run cannot produce (None: it can): its load generator is an optional extra."""
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        return ("the latency run's load generator needs confluent-kafka: pip install -e '.[bench]' "
+                "(make installs it)")
+    return None
+
+
 async def _produce_at(bootstrap: str, names: RegionTopics, events: list, rate: float) -> dict[str, int]:
     """Send ``events`` at ``rate`` per second, each stamped when it is handed to the client.
 
@@ -318,11 +328,11 @@ async def _produce_at(bootstrap: str, names: RegionTopics, events: list, rate: f
     (``murmur2_random``). At 1,782 records/s it cost this process 12% of a core where aiokafka's
     producer cost 29% (measured on the same broker), CPU the worker and the broker get back on 2 cores.
     """
-    try:
-        from confluent_kafka import Producer
-    except ImportError as exc:
-        raise RuntimeError("the latency run's load generator needs confluent-kafka: "
-                           "pip install 'residency[bench]' (make installs it)") from exc
+    problem = load_generator_problem()
+    if problem:
+        raise RuntimeError(problem)
+    from confluent_kafka import Producer
+
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                          "linger.ms": int(TICK_S * 1000), "partitioner": "murmur2_random",
                          "client.id": "residency-bench-load"})

@@ -93,3 +93,20 @@ def test_a_round_whose_stages_ran_at_different_host_speeds_is_said_and_its_figur
     assert len(notes) == 1 and notes[0].startswith("round 1:") and "slower" in notes[0] and "1.3" in notes[0]
     assert [r["screen_over_faust"] for r in out["rounds"]] == [1.3, 1.793]  # unchanged
     assert speed_notes([{"faust_eps": 2000}]) == [] and speed_notes([{**out["rounds"][1]}]) == []
+
+
+def test_without_the_load_generator_the_screen_stage_stops_before_it_starts(
+        monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    import sys
+
+    from pipeline.benchmark.main import run_bench
+
+    monkeypatch.setitem(sys.modules, "confluent_kafka", None)  # as if the bench extra were not installed
+    assert run_bench(_options("--stages", "screen"), None, tmp_path / "home") == 2
+    out = capsys.readouterr()
+    assert "pip install -e '.[bench]'" in out.out + out.err
+    assert not (tmp_path / "home").exists()  # no run directory, no broker
+    monkeypatch.delitem(sys.modules, "confluent_kafka")
+    from pipeline.benchmark.run import load_generator_problem
+
+    assert load_generator_problem() is None  # installed (make installs the bench extra)
