@@ -115,7 +115,8 @@ def bench_options(args: argparse.Namespace):  # noqa: ANN201 - pipeline.benchmar
 
     given = {"events": args.events, "latency_s": args.latency_seconds, "warmup_s": args.latency_warmup,
              "latency_rate": args.latency_rate, "workers": args.workers, "screen_processes": args.screen_processes,
-             "stages": tuple(args.stages.split(",")) if args.stages else None, "rounds": args.rounds}
+             "stages": tuple(args.stages.split(",")) if args.stages else None, "rounds": args.rounds,
+             "keep_topics": args.keep_topics or None}
     options = Options(**{name: value for name, value in given.items() if value is not None})
     if args.compare is not None:
         options.compare = None if args.compare == "none" else _shape(args.compare)
@@ -244,6 +245,9 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--recovery", type=int, default=0, metavar="ENTRIES",
                     help="also time rebuilding a provenance table of ENTRIES entries from its changelog")
     bn.add_argument("--home", type=Path, help="run directory parent (default: ~/.cache/residency)")
+    bn.add_argument("--keep-topics", action="store_true",
+                    help="on a broker given by KAFKA_BOOTSTRAP_SERVERS, keep the run's topics "
+                         "(default: deleted at the end; a broker the run starts is removed whole)")
     bn.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("mask", help="screen JSON Lines offline with exactly the agents' code")

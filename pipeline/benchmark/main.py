@@ -45,6 +45,7 @@ def run_bench(options: stages.Options, json_path: Path | None, home: Path, recov
     if note := writeback_note(info["machine"]):
         say(note)
     choice = None
+    region = ""
     ok = False
     try:
         port, controller = broker.free_ports(2)
@@ -71,6 +72,8 @@ def run_bench(options: stages.Options, json_path: Path | None, home: Path, recov
         say("interrupted; stopping everything")
         return 130
     finally:
+        if choice is not None and not choice.started_here and region and not options.keep_topics:
+            _drop_topics(choice.bootstrap, region)
         if choice is not None:
             choice.stop()
             say("broker stopped" if choice.started_here else "broker left running (not ours)")
@@ -159,6 +162,17 @@ async def _measure(bootstrap: str, run_dir: Path, region: str, options: stages.O
 
 
 PROBES = {"faust": "faust", "faust-tuned": "tuned"}
+
+
+def _drop_topics(bootstrap: str, region: str) -> None:
+    """Delete the run's topics from a broker it did not start; say what was deleted or why not."""
+    try:
+        dropped = asyncio.run(stages.drop_region_topics(bootstrap, region))
+    except Exception as exc:  # noqa: BLE001 - the report is written; say what is left behind
+        say(f"the run's topics ({region}.* and {region}-*) were not deleted ({type(exc).__name__}); "
+            f"delete them by hand or they stay on the broker")
+        return
+    say(f"deleted the run's {dropped} topics ({region}.* and {region}-*; --keep-topics keeps them)")
 
 
 def _probe(stage: str) -> list[float]:

@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.admin import apply_topics
 from pipeline.benchmark.events import bench_events
@@ -210,6 +212,28 @@ async def screen_stage(run: Run, loaded: LoadedPolicy | None = None, label: str 
     peaks = [r.peak_mb for r in rss]
     run.say(f"{label} worker peak RSS {' / '.join(f'{p:.0f}' for p in peaks)} MB (each with its children)")
     return {**measured, "rss_mb": max(peaks), "rss_mb_each": peaks, "loop_lag": loop_lag, **latency}
+
+
+def region_topics(names: Iterable[str], region: str) -> list[str]:
+    """The topics of ``names`` that belong to the run's ``region``: its own (``<region>.*``, Faust's
+    changelogs included, as the app id is ``<region>.residency``) and its copies' (``<region>-<suffix>.*``)."""
+    copy = re.compile(re.escape(region) + r"-[A-Za-z0-9]+\.")
+    return sorted(n for n in names if n.startswith(f"{region}.") or copy.match(n))
+
+
+async def drop_region_topics(bootstrap: str, region: str) -> int:
+    """Delete every topic of the run's ``region`` (and its copies) from the broker; how many."""
+    if not region:
+        raise ValueError("no region to drop")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = region_topics(await admin.list_topics(), region)
+        if doomed:
+            await admin.delete_topics(doomed)
+        return len(doomed)
+    finally:
+        await admin.close()
 
 
 async def copy_region(run: Run, suffix: str) -> LoadedPolicy:

@@ -67,3 +67,29 @@ async def _load(bootstrap: str) -> None:
 
 def test_load_generator_sends_every_event_once_where_kafka_would(kafka_bootstrap: str) -> None:
     asyncio.run(_load(kafka_bootstrap))
+
+
+async def _drop(bootstrap: str) -> None:
+    from pipeline.benchmark.run import drop_region_topics
+
+    region, other = f"bench{secrets.token_hex(3)}", f"bench{secrets.token_hex(3)}"
+    ours = [f"{region}.raw.payments", f"{region}.residency-provenance-changelog", f"{region}-r2.audit",
+            f"{region}-cmp.cleared.tickets"]
+    theirs = [f"{other}.raw.payments", f"{region}x.raw.payments", f"{other}-r2.audit"]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, 1, 1) for t in ours + theirs])
+        assert await drop_region_topics(bootstrap, region) == len(ours)
+        async with asyncio.timeout(30):  # deletion is asynchronous on the broker
+            while set(ours) & set(await admin.list_topics()):
+                await asyncio.sleep(0.2)
+        assert set(theirs) <= set(await admin.list_topics())
+        assert await drop_region_topics(bootstrap, region) == 0  # nothing of the run left
+    finally:
+        await admin.delete_topics(theirs)
+        await admin.close()
+
+
+def test_a_run_deletes_its_own_topics_and_no_one_elses(kafka_bootstrap: str) -> None:
+    asyncio.run(_drop(kafka_bootstrap))

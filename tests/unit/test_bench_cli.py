@@ -110,3 +110,14 @@ def test_without_the_load_generator_the_screen_stage_stops_before_it_starts(
     from pipeline.benchmark.run import load_generator_problem
 
     assert load_generator_problem() is None  # installed (make installs the bench extra)
+
+
+def test_a_runs_topics_are_its_regions_and_its_copies_only() -> None:
+    from pipeline.benchmark.run import region_topics
+
+    names = ["bench1a2b3c.raw.payments", "bench1a2b3c.residency-provenance-changelog", "bench1a2b3c-r2.audit",
+             "bench1a2b3c-rec.residency-provenance-changelog", "bench1a2b3c-cmp.cleared.tickets",
+             "bench1a2b3cd.raw.payments", "bench9f9f9f.raw.payments", "eu.raw.payments", "bench1a2b3c",
+             "__consumer_offsets", "bench1a2b3c-.raw", "xbench1a2b3c.raw.payments"]
+    assert region_topics(names, "bench1a2b3c") == sorted(names[:5])
+    assert _options().keep_topics is False and _options("--keep-topics").keep_topics is True
