@@ -247,7 +247,7 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--home", type=Path, help="run directory parent (default: ~/.cache/residency)")
     bn.add_argument("--keep-topics", action="store_true",
                     help="on a broker given by KAFKA_BOOTSTRAP_SERVERS, keep the run's topics "
-                         "(default: deleted at the end; a broker the run starts is removed whole)")
+                         "(default: deleted when the run succeeds; a broker the run starts is removed whole)")
     bn.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("mask", help="screen JSON Lines offline with exactly the agents' code")

@@ -72,8 +72,11 @@ def run_bench(options: stages.Options, json_path: Path | None, home: Path, recov
         say("interrupted; stopping everything")
         return 130
     finally:
-        if choice is not None and not choice.started_here and region and not options.keep_topics:
-            _drop_topics(choice.bootstrap, region)
+        if choice is not None and not choice.started_here and region:
+            if ok and not options.keep_topics:
+                _drop_topics(choice.bootstrap, region)
+            else:  # a failed run's topics are evidence, like its logs
+                say(f"the run's topics ({region}.* and {region}-*) are kept on the broker")
         if choice is not None:
             choice.stop()
             say("broker stopped" if choice.started_here else "broker left running (not ours)")
