@@ -35,6 +35,7 @@ class Options:
     seed: int = 7
     stage_timeout_s: float = 900.0
     # On a broker the run did not start (KAFKA_BOOTSTRAP_SERVERS), delete the run's own topics at the
-    # end: each run's region is unique, and topics left behind pile up (a warm broker with ~30 runs'
-    # topics moved the screen stage ~25% slower than afresh; docs/benchmarks.md, session 18).
+    # end: each run's region is unique, and topics left behind pile up (on a warm broker holding ~30
+    # runs' topics the screen stage moved 2,465-3,000 events/s, afresh 4,018-4,598, the host's own
+    # drift not separated; docs/benchmarks.md, session 18).
     keep_topics: bool = False
