@@ -8,11 +8,11 @@ import secrets
 
 import faust
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.audit import generate_signing_key, load_signing_key, verify
 from pipeline.auditlog import AuditAppender
 from pipeline.harness import read_topic
+from tests.kafka_topics import create_topics
 
 PARTITIONS = 3
 
@@ -20,15 +20,6 @@ PARTITIONS = 3
 def fragment(event_id: str) -> dict:
     return {"event_id": event_id, "stage": "screen", "at": "2026-11-30T12:00:00Z",
             "policy_hash": "a" * 64, "decision": "cleared"}
-
-
-async def _create(bootstrap: str, *names: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in names])
-    finally:
-        await admin.close()
 
 
 async def _append_with_a_failed_resume(bootstrap: str, audit: str, checkpoints: str, signer) -> list[int]:
@@ -68,7 +59,7 @@ async def _append_with_a_failed_resume(bootstrap: str, audit: str, checkpoints: 
 
 def test_when_a_batch_spans_partitions_and_one_fails_then_every_chain_still_verifies(kafka_bootstrap: str) -> None:
     audit, checkpoints = f"appender.{secrets.token_hex(4)}.audit", f"appender.{secrets.token_hex(4)}.checkpoints"
-    asyncio.run(_create(kafka_bootstrap, audit, checkpoints))
+    asyncio.run(create_topics(kafka_bootstrap, [audit, checkpoints], PARTITIONS))
     signer = load_signing_key(generate_signing_key())
 
     left = asyncio.run(_append_with_a_failed_resume(kafka_bootstrap, audit, checkpoints, signer))

@@ -8,11 +8,12 @@ import asyncio
 import secrets
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.benchmark.events import bench_events
 from pipeline.benchmark.run import _produce_at
 from pipeline.topics import RegionTopics, key_partition
+from tests.kafka_topics import create_topics
 
 PARTITIONS = 3
 RATE = 400.0
@@ -24,12 +25,7 @@ async def _load(bootstrap: str) -> None:
     for e in events:
         e.headers = [("event-id", e.event_id.encode())]
     topics = sorted({names.raw(e.dataset) for e in events})
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics])
-    finally:
-        await admin.close()
+    await create_topics(bootstrap, topics, PARTITIONS)
 
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -76,10 +72,10 @@ async def _drop(bootstrap: str) -> None:
     ours = [f"{region}.raw.payments", f"{region}.residency-provenance-changelog", f"{region}-r2.audit",
             f"{region}-cmp.cleared.tickets"]
     theirs = [f"{other}.raw.payments", f"{region}x.raw.payments", f"{other}-r2.audit"]
+    await create_topics(bootstrap, ours + theirs)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(t, 1, 1) for t in ours + theirs])
         assert await drop_region_topics(bootstrap, region) == len(ours)
         async with asyncio.timeout(30):  # deletion is asynchronous on the broker
             while set(ours) & set(await admin.list_topics()):

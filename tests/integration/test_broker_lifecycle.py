@@ -16,11 +16,11 @@ from pathlib import Path
 import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.broker import LocalKafka, cmd_start, cmd_status, cmd_stop, free_ports
 from pipeline.kafka.probe import port_in_use
 from pipeline.kafka.process import is_gone
+from tests.kafka_topics import create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -83,12 +83,7 @@ def kafka_factory(tmp_path: Path):
 
 async def round_trip(bootstrap: str, topic: str, value: bytes) -> bytes:
     """Create ``topic``, produce one record to it and consume it back."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topics(bootstrap, [topic])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:

@@ -6,21 +6,16 @@ import asyncio
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.outputs import Output
 from pipeline.sender import send_all
+from tests.kafka_topics import create_topics
 
 TOPIC = "sender.test"
 
 
 async def _round_trip(bootstrap: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(TOPIC, 3, 1)])
-    finally:
-        await admin.close()
+    await create_topics(bootstrap, [TOPIC], 3)
     # 16 KB batches: ~1 KB records overflow a batch many times per partition
     app = faust.App("sender-test", broker=f"kafka://{bootstrap}", producer_max_batch_size=16 * 1024,
                     producer_acks=-1)
