@@ -245,6 +245,9 @@ def listening_pid(bootstrap: str) -> int | None:
     return None
 
 
+_WRITTEN_GROUP = {"process": "workers", "children": "workers", "broker": "broker"}  # CpuMeter.written's groups
+
+
 class CpuMeter:
     """CPU seconds, and bytes written to storage, from ``start`` to ``stop`` of the workers
     (``process``), of their child processes (``children``: screen helpers and audit verifiers) and
@@ -311,15 +314,17 @@ class CpuMeter:
 
     def stop(self) -> None:
         self.sample()
-        self.used = {name: sum(cpu - self._start.get(name, {}).get(pid, (0.0, None))[0]
-                               for pid, (cpu, _) in readings.items())
-                     for name, readings in self._last.items() if readings}
-        self.written = {}
-        for group, names in (("workers", ("process", "children")), ("broker", ("broker",))):
-            deltas = [written - (self._start.get(name, {}).get(pid, (0.0, None))[1] or 0)
-                      for name in names for pid, (_, written) in self._last.get(name, {}).items() if written is not None]
-            if deltas:
-                self.written[group] = sum(deltas)
+        self.used, self.written = {}, {}
+        for name, readings in self._last.items():
+            if not readings:
+                continue
+            start, group = self._start.get(name, {}), _WRITTEN_GROUP.get(name)
+            self.used[name] = 0.0
+            for pid, (cpu, written) in readings.items():
+                cpu_before, written_before = start.get(pid, (0.0, None))
+                self.used[name] += cpu - cpu_before
+                if group is not None and written is not None:
+                    self.written[group] = self.written.get(group, 0) + written - (written_before or 0)
         if self._since is not None:
             busy, began = self._since
             self.machine_busy, self.seconds = machine_cpu() - busy, time.monotonic() - began
