@@ -74,7 +74,8 @@ class EffectLog:
     def __init__(self, bootstrap: str, intents_topic: str) -> None:
         self.bootstrap = bootstrap
         self.intents_topic = intents_topic
-        self._reader: AIOKafkaConsumer | None = None
+        self._reader: AIOKafkaConsumer | None = None  # reads intents and destinations back (recovery)
+        self._offsets: AIOKafkaConsumer | None = None  # asks for watermarks; never assigned anything
         self._recovered: dict[TP, Recovered] = {}
         self._done: dict[TP, int] = {}  # highest offset processed per source partition, this ownership
         self._windows: dict[TP, list[Window]] = {}  # uncommitted batches per source partition
@@ -90,10 +91,22 @@ class EffectLog:
             await self._reader.start()
         return self._reader
 
+    async def _offsets_client(self) -> AIOKafkaConsumer:
+        """A consumer for watermarks alone. The broker answers one request per connection at a
+        time, and a consumer with partitions assigned keeps a fetch waiting there (up to 500 ms
+        once it has read to the end): on the reader, each watermark request queued behind one, and
+        the first batches' intents took 1.0-1.5 s (docs/benchmarks.md, session 19)."""
+        if self._offsets is None:
+            self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                             isolation_level="read_committed")
+            await self._offsets.start()
+        return self._offsets
+
     async def stop(self) -> None:
-        if self._reader is not None:
-            await self._reader.stop()
-            self._reader = None
+        for consumer in (self._reader, self._offsets):
+            if consumer is not None:
+                await consumer.stop()
+        self._reader = self._offsets = None
 
     def forget(self) -> None:
         """After a rebalance, recover again: another worker may have owned a partition meanwhile."""
@@ -140,7 +153,8 @@ class EffectLog:
         marks = {tp: self._sent[tp] for tp in tps if tp in self._sent}
         unknown = [TopicPartition(t, p) for t, p in tps if (t, p) not in marks]
         if unknown:
-            consumer = await self._consumer()
+            consumer = await self._offsets_client()
+            await _know_topics(consumer, {tp.topic for tp in unknown})
             ends = await consumer.end_offsets(unknown)
             marks.update({(tp.topic, tp.partition): offset for tp, offset in ends.items()})
         return marks
@@ -226,14 +240,28 @@ class EffectLog:
         return intent_key(*source), orjson.dumps(value)
 
 
+async def _know_topics(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> None:
+    """Have ``consumer``'s metadata cover ``topics`` in one update. Asked for partitions of topics it
+    does not know, aiokafka's ``end_offsets`` learns one topic per attempt, with its retry backoff
+    (100 ms) between attempts."""
+    client = consumer._client  # noqa: SLF001 - aiokafka has no public call to track topics
+    missing = [topic for topic in topics if not client.cluster.partitions_for_topic(topic)]
+    if missing:
+        await asyncio.gather(*(client.add_topic(topic) for topic in missing))  # one metadata request
+
+
 async def _read_from(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int) -> list[Any]:
-    """Records of ``tp`` from offset ``start`` to its current end."""
-    consumer.assign([tp])
+    """Records of ``tp`` from offset ``start`` to its current end; then the partition is paused, so
+    that the reader does not keep fetching it."""
     end = (await consumer.end_offsets([tp]))[tp]
     if end <= start:
         return []
-    consumer.seek(tp, start)
-    records = []
-    while await consumer.position(tp) < end:
-        records.extend((await consumer.getmany(tp, timeout_ms=1000)).get(tp, []))
-    return records
+    consumer.assign([tp])
+    try:
+        consumer.seek(tp, start)
+        records = []
+        while await consumer.position(tp) < end:
+            records.extend((await consumer.getmany(tp, timeout_ms=1000)).get(tp, []))
+        return records
+    finally:
+        consumer.pause(tp)
