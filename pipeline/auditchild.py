@@ -14,6 +14,7 @@ import os
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from pipeline import heap
 from pipeline.audit import load_public_keys
 from pipeline.audittail import Record, TailCursor, TailResult, check_tail
 
@@ -67,4 +68,6 @@ def read_and_check(bootstrap: str, topic: str, partition: int, start: int, stop:
     """Read ``[start, stop)`` of the partition and :func:`check_tail` it; the moved cursor goes back."""
     records = asyncio.run(_read(bootstrap, topic, partition, start, stop))
     result = check_tail(cursor, partition, records, begin=begin, keys=_keys(pems), topic=topic)
+    del records
+    heap.trim()  # the records read (up to audit_verify_max_records) are not kept resident until the next run
     return result, cursor

@@ -100,6 +100,11 @@ def build_fleet(settings: Settings, loaded: LoadedPolicy, registry: CollectorReg
             await refresh_jwks(producers.snapshot, producers.jwks_source, settings.producer_jwks_refresh_s)
     register_web(app, ctx)
     register_console(app, ctx)
+
+    @app.timer(interval=heap.TRIM_INTERVAL_S)
+    async def trim_heap() -> None:
+        heap.trim()
+
     outputs = {t for plan in plans.values() for t in (plan.cleared_topic, plan.rejected_topic, plan.held_topic,
                                                       plan.deadletter_topic, *(e.topic for e in plan.egress))}
     check_namespace(loaded.policy.region, app_topics(app) | outputs | set(ctx.partitions))
