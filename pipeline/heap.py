@@ -13,7 +13,8 @@ And every ``TRIM_INTERVAL_S`` the C heap's free pages go back to the operating s
 (:func:`trim`): glibc keeps what the process freed (record buffers, RocksDB's and the codecs'
 scratch) mapped, ~35-45 MB of a worker's ~110 MB C heap at 4,000 events/s, and its RSS crept up
 by ~0.5 MB/s through a latency run. Trimmed every 10 s (1.4-2.6 ms each on the event loop), the
-worker's process stayed at 151-191 MB instead of 200-231 (docs/benchmarks.md, session 19).
+worker's process stayed at 151-191 MB instead of 200-231; every 2 s, the peak RSS of a 200,000-event
+bench run with its children was 376 MB against 387 (docs/benchmarks.md, session 19).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import ctypes
 import gc
 
 THRESHOLDS = (20_000, 20, 20)
-TRIM_INTERVAL_S = 10.0
+TRIM_INTERVAL_S = 2.0
 
 
 def _malloc_trim():  # noqa: ANN202 - a ctypes function, or None where the C library has none

@@ -22,10 +22,16 @@ PROVENANCE = "provenance"
 # which the memtables and the block cache serve. 4 MB rather than 8 since session 10: the worker's
 # peak RSS with its helper fell from 385-386 to 364-370 MB in residency bench, events/s unchanged
 # within the noise (docs/benchmarks.md).
+# Bloom filters of 10 bits per key (Faust's default is 3): almost every read is of a key not yet in
+# the table (a new event's first fragment), and with 3 bits about a quarter of such reads still loaded a data
+# block from each table file, which filled the block cache with blocks no one reads again (34 MB of
+# the provenance table's 48 after 200,000 events against 5 MB with 10 bits; docs/benchmarks.md,
+# session 19).
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 4 * 2**20,
     "max_write_buffer_number": 2,
     "block_cache_size": 16 * 2**20,
+    "bloom_filter_size": 10,
 }
 
 
