@@ -167,6 +167,7 @@ class ScreenStage(Service, ConsumerRebalanceListener):
         if self.ctx.screen_pool is not None:
             self.ctx.screen_pool.stop()
             self.ctx.screen_pool = None
+        await self.ctx.effects.stop()  # its recovery reader and watermark client
 
     @Service.task
     async def _screen_forever(self) -> None:
