@@ -194,10 +194,8 @@ class EffectLog:
         consumer = await self._consumer()
         key = intent_key(*source)
         last = None
-        partitions = consumer.partitions_for_topic(self.intents_topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public call in aiokafka
-            partitions = consumer.partitions_for_topic(self.intents_topic) or {0}
+        await _know_topics(consumer, [self.intents_topic])
+        partitions = consumer.partitions_for_topic(self.intents_topic) or {0}
         for partition in sorted(partitions):
             for msg in await _read_from(consumer, TopicPartition(self.intents_topic, partition), 0):
                 if msg.key == key:

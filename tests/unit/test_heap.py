@@ -26,7 +26,7 @@ def test_trim_gives_freed_memory_in_the_middle_of_the_heap_back() -> None:
     assert heap.trim()
     after = _rss_mb()
     assert before - after > 40, (before, after)  # ~88 of the ~94 MB freed
-    assert len(keep) == 1500
+    del keep  # alive until here, between the freed blocks
 
 
 def test_the_youngest_generation_is_collected_less_often() -> None:
